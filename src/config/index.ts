@@ -1,0 +1,3 @@
+// Public surface of the config module.
+export * from './load.js';
+export * from './schema.js';

@@ -1,0 +1,86 @@
+// Config from a YAML file plus CLI/env overrides → a validated Config, or path-qualified errors.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { type Config, configSchema } from './schema.js';
+
+export class ConfigError extends Error {
+  readonly code = 'PGNEAR_E_CONFIG';
+  constructor(
+    readonly problems: string[],
+    source: string,
+  ) {
+    super(`invalid configuration (${source}):\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function describe(issues: z.core.$ZodIssue[]): string[] {
+  return issues.map((i) => {
+    const path = i.path.length ? i.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.') : '(root)';
+    return `${path.replace(/\.\[/g, '[')}: ${i.message}`;
+  });
+}
+
+/** Deep-merge `over` onto `base` (objects merge, everything else replaces). */
+function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue;
+    const b = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
+        ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+export function parseConfig(raw: unknown, source = 'config', overrides: Record<string, unknown> = {}): Config {
+  if (raw !== undefined && raw !== null && (typeof raw !== 'object' || Array.isArray(raw))) {
+    throw new ConfigError(['(root): expected a mapping of settings'], source);
+  }
+  const merged = merge((raw as Record<string, unknown>) ?? {}, overrides);
+  const r = configSchema.safeParse(merged);
+  if (!r.success) throw new ConfigError(describe(r.error.issues), source);
+  const cfg = r.data;
+  const problems: string[] = [];
+  if (!cfg.primary) problems.push('primary: required (set primary.url, --primary or PGNEAR_PRIMARY)');
+  if (cfg.tls.mode !== 'disable' && Boolean(cfg.tls.cert) !== Boolean(cfg.tls.key)) {
+    problems.push('tls: cert and key must be set together');
+  }
+  if (cfg.tls.mode === 'require' && !cfg.tls.cert && !cfg.tls.self_signed) {
+    problems.push('tls.mode: "require" needs tls.cert/tls.key or tls.self_signed: true');
+  }
+  if (cfg.pool_mode === 'transaction' || cfg.auth.users.some((u) => u.pool_mode === 'transaction')) {
+    problems.push('pool_mode: "transaction" is not available yet in this build; use "session"');
+  }
+  if (problems.length) throw new ConfigError(problems, source);
+  return cfg;
+}
+
+export function parseConfigText(text: string, source: string, overrides: Record<string, unknown> = {}): Config {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: true });
+  } catch (e) {
+    throw new ConfigError([`YAML: ${(e as Error).message}`], source);
+  }
+  return parseConfig(raw, source, overrides);
+}
+
+export function loadConfigFile(path: string, overrides: Record<string, unknown> = {}): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`], path);
+  }
+  return parseConfigText(text, path, overrides);
+}
+
+/** host:port → parts (IPv6 in brackets). */
+export function splitHostPort(hp: string): { host: string; port: number } {
+  const i = hp.lastIndexOf(':');
+  return { host: hp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hp.slice(i + 1)) };
+}

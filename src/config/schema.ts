@@ -1,0 +1,103 @@
+// The one YAML config file, as a strict zod schema: the single source of truth for fields, defaults and docs.
+import { z } from 'zod';
+
+/** Milliseconds from a number or a string such as "500ms", "15s", "2m", "1h". */
+const duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: `invalid duration "${v}" (use e.g. 500ms, 15s, 2m)` });
+    return z.NEVER;
+  }
+  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 'ms'] ?? 1;
+  return Math.round(Number(m[1]) * mult);
+});
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[^\]]+\]|[^:]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:6432');
+
+const pgUrl = z
+  .string()
+  .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL, e.g. postgres://user:pass@host:5432/db');
+
+const region = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'region names are lower-case letters, digits and dashes');
+
+const node = z.strictObject({
+  /** Connection URL; its credentials are what pgnear uses for its own connections (health checks, auth_query). */
+  url: pgUrl,
+  /** Region label, e.g. "ams". */
+  region: region.optional(),
+  /** Display name; defaults to host:port. */
+  name: z.string().optional(),
+});
+
+const user = z.strictObject({
+  name: z.string().min(1),
+  /** Plain password, "md5…" hash or "SCRAM-SHA-256$…" verifier (plain is needed for cleartext server auth). */
+  password: z.string().optional(),
+  pool_mode: z.enum(['session', 'transaction']).optional(),
+});
+
+export const configSchema = z.strictObject({
+  /** Where clients connect. */
+  listen: hostPort.default('127.0.0.1:6432'),
+  /** HTTP listener for /metrics and /health; off when unset. */
+  admin_listen: hostPort.optional(),
+  /** This pgnear's region (falls back to PGNEAR_REGION, then FLY_REGION). */
+  region: region.optional(),
+  primary: node.optional(),
+  replicas: z.array(node).default([]),
+  pool_mode: z.enum(['session', 'transaction']).default('session'),
+  auth: z
+    .strictObject({
+      /** How clients authenticate to pgnear. */
+      type: z.enum(['scram-sha-256', 'md5', 'plain', 'trust']).default('scram-sha-256'),
+      /** Reads a role's secret from the primary when it is not in `users` (PgBouncer's default query). */
+      query: z.string().default('SELECT usename, passwd FROM pg_catalog.pg_shadow WHERE usename = $1'),
+      /** Database auth_query runs in; default: the primary URL's database. */
+      query_database: z.string().optional(),
+      users: z.array(user).default([]),
+    })
+    .prefault({}),
+  tls: z
+    .strictObject({
+      /** disable: refuse SSLRequest; allow: TLS when asked; require: reject clients without TLS. */
+      mode: z.enum(['disable', 'allow', 'require']).default('allow'),
+      cert: z.string().optional(),
+      key: z.string().optional(),
+      /** Generate a self-signed certificate when cert/key are unset (dev). */
+      self_signed: z.boolean().default(false),
+    })
+    .prefault({}),
+  limits: z
+    .strictObject({
+      max_client_conn: z.number().int().positive().default(10_000),
+      /** Largest message a client may send; bigger ones are refused with 08P01. */
+      max_message_size: z.number().int().min(1024).max(1_073_741_824).default(256 * 1024 * 1024),
+      /** Time a client has to finish startup and authentication. */
+      client_login_timeout: duration.default(15_000),
+      server_connect_timeout: duration.default(5_000),
+      /** On SIGTERM: how long running transactions may take before connections are closed. */
+      shutdown_grace: duration.default(30_000),
+    })
+    .prefault({}),
+  pool: z
+    .strictObject({
+      /** Query run on a server before another client reuses it in session mode. */
+      server_reset_query: z.string().default('DISCARD ALL'),
+      server_idle_timeout: duration.default(600_000),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+      pretty: z.boolean().default(false),
+    })
+    .prefault({}),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type NodeConfig = z.output<typeof node>;
+export type UserConfig = z.output<typeof user>;

@@ -1,0 +1,170 @@
+// Incremental splitter of typed protocol messages by their 5-byte header; forwards bytes untouched.
+import { ProtocolError } from './errors.js';
+
+/** Receives what a FrameScanner finds in the byte stream. */
+export interface FrameSink {
+  /** Bytes to forward untouched, in stream order; may hold partial messages. */
+  passthrough(bytes: Buffer): void;
+  /**
+   * One complete watched message (header + body); the buffer is never reused by the scanner.
+   * Return true to forward it untouched (it joins the surrounding pass-through run, so no extra write),
+   * false to drop it. To write something of its own before the drop, the sink first calls scanner.flush().
+   */
+  frame(type: number, frame: Buffer): boolean;
+}
+
+/** A 256-entry table: non-zero = deliver messages of that type via FrameSink.frame. */
+export type WatchTable = Uint8Array;
+
+export function watchTable(types: Iterable<number>): WatchTable {
+  const t = new Uint8Array(256);
+  for (const ty of types) t[ty] = 1;
+  return t;
+}
+
+export const WATCH_ALL: WatchTable = new Uint8Array(256).fill(1);
+
+/**
+ * Messages of watched types are collected whole (copied only when they straddle chunks); every other
+ * message streams through as subarrays of the incoming chunks, so a 1 GB DataRow costs no memory.
+ */
+export class FrameScanner {
+  watch: WatchTable;
+  readonly maxFrame: number;
+  /** Bytes of the current pass-through message still to come. */
+  private skip = 0;
+  /** Partially received header. */
+  private readonly hdr = Buffer.allocUnsafe(5);
+  private hdrHave = 0;
+  /** Watched message being collected across chunks. */
+  private collect: Buffer | null = null;
+  private collectHave = 0;
+  /** Pending pass-through run of the chunk being scanned: [runStart, pos). */
+  private chunk: Buffer | null = null;
+  private runStart = -1;
+  private pos = 0;
+  private sink: FrameSink | null = null;
+
+  constructor(watch: WatchTable, maxFrame: number) {
+    this.watch = watch;
+    this.maxFrame = maxFrame;
+  }
+
+  /** True when no partial message is pending: the next byte starts a message. */
+  atBoundary(): boolean {
+    return this.skip === 0 && this.hdrHave === 0 && this.collect === null;
+  }
+
+  /** Emit the pending pass-through run (bytes before the message being delivered). */
+  flush(): void {
+    if (this.runStart >= 0 && this.chunk && this.sink) {
+      if (this.pos > this.runStart) this.sink.passthrough(this.chunk.subarray(this.runStart, this.pos));
+      this.runStart = -1;
+    }
+  }
+
+  /** Feed one chunk. Throws ProtocolError on an impossible length; the stream is then unusable. */
+  push(chunk: Buffer, sink: FrameSink): void {
+    this.chunk = chunk;
+    this.sink = sink;
+    this.runStart = -1;
+    this.pos = 0;
+    try {
+      this.scan(chunk, sink);
+      this.flush();
+    } finally {
+      this.chunk = null;
+      this.sink = null;
+    }
+  }
+
+  private scan(chunk: Buffer, sink: FrameSink): void {
+    const len = chunk.length;
+    while (this.pos < len) {
+      const pos = this.pos;
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, len - pos);
+        if (this.runStart < 0) this.runStart = pos;
+        this.pos += n;
+        this.skip -= n;
+        continue;
+      }
+      if (this.collect !== null) {
+        const c = this.collect;
+        const n = Math.min(c.length - this.collectHave, len - pos);
+        chunk.copy(c, this.collectHave, pos, pos + n);
+        this.collectHave += n;
+        this.pos += n;
+        if (this.collectHave === c.length) {
+          this.collect = null;
+          this.deliverCopy(c, sink);
+        }
+        continue;
+      }
+      if (this.hdrHave > 0 || len - pos < 5) {
+        // Header split across chunks: gather it in `hdr` first.
+        this.flush();
+        const n = Math.min(5 - this.hdrHave, len - pos);
+        chunk.copy(this.hdr, this.hdrHave, pos, pos + n);
+        this.hdrHave += n;
+        this.pos += n;
+        if (this.hdrHave < 5) return;
+        this.hdrHave = 0;
+        const total = this.checkedTotal(this.hdr, 0);
+        if (this.watch[this.hdr[0]]) {
+          const c = Buffer.allocUnsafe(total);
+          this.hdr.copy(c, 0, 0, 5);
+          if (total === 5) this.deliverCopy(c, sink);
+          else {
+            this.collect = c;
+            this.collectHave = 5;
+          }
+        } else {
+          sink.passthrough(Buffer.from(this.hdr));
+          this.skip = total - 5;
+        }
+        continue;
+      }
+      const type = chunk[pos];
+      const total = this.checkedTotal(chunk, pos);
+      if (this.watch[type]) {
+        if (pos + total <= len) {
+          const keep = sink.frame(type, chunk.subarray(pos, pos + total));
+          if (keep) {
+            if (this.runStart < 0) this.runStart = pos;
+          } else {
+            this.flush();
+          }
+          this.pos = pos + total;
+        } else {
+          this.flush();
+          const c = Buffer.allocUnsafe(total);
+          chunk.copy(c, 0, pos, len);
+          this.collect = c;
+          this.collectHave = len - pos;
+          this.pos = len;
+        }
+      } else {
+        if (this.runStart < 0) this.runStart = pos;
+        const n = Math.min(total, len - pos);
+        this.pos += n;
+        this.skip = total - n;
+      }
+    }
+  }
+
+  /** A watched message assembled in its own buffer: forward it by itself if the sink keeps it. */
+  private deliverCopy(c: Buffer, sink: FrameSink): void {
+    this.flush();
+    if (sink.frame(c[0], c)) sink.passthrough(c);
+  }
+
+  private checkedTotal(buf: Buffer, at: number): number {
+    const bodyLen = buf.readUInt32BE(at + 1);
+    if (bodyLen < 4) throw new ProtocolError(`invalid message length ${bodyLen}`);
+    if (bodyLen > this.maxFrame) {
+      throw new ProtocolError(`message of type "${String.fromCharCode(buf[at])}" is too large (${bodyLen} bytes)`);
+    }
+    return bodyLen + 1;
+  }
+}

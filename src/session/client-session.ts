@@ -1,0 +1,363 @@
+// One client connection: startup (TLS, cancel, version), authentication, server checkout, relay, teardown.
+import type net from 'node:net';
+import tls from 'node:tls';
+import {
+  AUTH_OK,
+  encodeBackendKeyData,
+  encodeError,
+  encodeNegotiateProtocolVersion,
+  encodeParameterStatus,
+  RFQ_IDLE,
+  type ErrorFields,
+} from '../protocol/backend.js';
+import { SQLSTATE } from '../protocol/codes.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { FrameScanner, WATCH_ALL } from '../protocol/framer.js';
+import { decodeStartupPacket, startupPacketLength } from '../protocol/startup.js';
+import type { NodePool } from '../pool/node-pool.js';
+import { ServerError, type ServerConn } from '../pool/server-conn.js';
+import { type Cancellable, sendCancel } from './cancel.js';
+import { AuthFailure, authenticateClient } from './client-auth.js';
+import type { SessionContext } from './context.js';
+import { Relay } from './relay.js';
+
+type State = 'startup' | 'auth' | 'connecting' | 'active' | 'closed';
+
+const MAX_QUEUED_AUTH_FRAMES = 8;
+let nextSessionId = 1;
+
+export class ClientSession implements Cancellable {
+  readonly id = nextSessionId++;
+  private state: State = 'startup';
+  private socket: net.Socket;
+  private pending: Buffer = Buffer.alloc(0);
+  private tlsActive = false;
+  private counted = false;
+  private loginTimer: NodeJS.Timeout | null;
+  /** Client frames received during auth, and the waiter for the next one. */
+  private readonly inbox: Buffer[] = [];
+  private waiter: ((f: Buffer) => void) | null = null;
+  private authScanner: FrameScanner | null = null;
+  private key: { pid: number; secret: number } | null = null;
+  private user = '';
+  private database = '';
+  private pool: NodePool | null = null;
+  private server: ServerConn | null = null;
+  private relay: Relay | null = null;
+  private readonly log;
+
+  constructor(
+    socket: net.Socket,
+    private readonly ctx: SessionContext,
+  ) {
+    this.socket = socket;
+    this.log = ctx.log.child({ client: this.id, remote: `${socket.remoteAddress}:${socket.remotePort}` });
+    socket.setNoDelay(true);
+    this.attach(socket);
+    this.loginTimer = setTimeout(() => this.onLoginTimeout(), ctx.settings.loginTimeoutMs);
+  }
+
+  private attach(s: net.Socket): void {
+    s.on('data', this.onData);
+    s.on('error', (e) => this.log.debug({ err: e.message }, 'client socket error'));
+    s.on('close', () => this.teardown('client closed'));
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    try {
+      if (this.state === 'active') this.relay!.fromClient(chunk);
+      else if (this.state === 'startup') this.onStartupData(chunk);
+      else if (this.state === 'auth' || this.state === 'connecting') this.authScanner!.push(chunk, this.authSink);
+    } catch (e) {
+      this.failFromError(e);
+    }
+  };
+
+  // ---- startup phase -------------------------------------------------------------------------
+
+  private onStartupData(chunk: Buffer): void {
+    this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    for (;;) {
+      if (this.state !== 'startup') return;
+      const len = startupPacketLength(this.pending);
+      if (len < 0) return;
+      const pkt = this.pending.subarray(0, len);
+      this.pending = this.pending.subarray(len);
+      this.onStartupPacket(pkt);
+    }
+  }
+
+  private onStartupPacket(pkt: Buffer): void {
+    const p = decodeStartupPacket(pkt);
+    if (p.kind === 'ssl') {
+      if (this.tlsActive) throw new ProtocolError('SSLRequest received on an encrypted connection');
+      if (!this.ctx.secureContext || this.ctx.settings.tlsMode === 'disable') {
+        this.socket.write('N');
+        return;
+      }
+      // Bytes sent after SSLRequest but before the handshake would be unencrypted injection (CVE-2021-23214).
+      if (this.pending.length) throw new ProtocolError('received unencrypted data after SSL request');
+      this.socket.write('S');
+      this.upgradeToTls();
+      return;
+    }
+    if (p.kind === 'gssenc') {
+      this.socket.write('N');
+      return;
+    }
+    if (p.kind === 'cancel') {
+      this.state = 'closed';
+      const target = this.ctx.cancels.find(p.pid, p.secret)?.cancelTarget();
+      if (target) void sendCancel(target.target, target.pid, target.secret);
+      this.log.debug({ matched: Boolean(target) }, 'cancel request');
+      this.socket.end();
+      return;
+    }
+    if (p.major !== 3) {
+      throw new ProtocolError(
+        `unsupported frontend protocol ${p.major}.${p.minor}: server supports 3.0 to 3.0`,
+        SQLSTATE.FeatureNotSupported,
+      );
+    }
+    const unrecognized = [...p.params.keys()].filter((k) => k.startsWith('_pq_.'));
+    if (p.minor > 0 || unrecognized.length) this.socket.write(encodeNegotiateProtocolVersion(0, unrecognized));
+    for (const k of unrecognized) p.params.delete(k);
+    this.beginLogin(p.params);
+  }
+
+  private upgradeToTls(): void {
+    const raw = this.socket;
+    raw.off('data', this.onData);
+    const t = new tls.TLSSocket(raw, { isServer: true, secureContext: this.ctx.secureContext! });
+    t.on('data', this.onData);
+    t.on('error', (e) => {
+      this.log.debug({ err: e.message }, 'TLS error');
+      t.destroy();
+    });
+    this.socket = t;
+    this.tlsActive = true;
+  }
+
+  private beginLogin(params: Map<string, string>): void {
+    const s = this.ctx.settings;
+    if (s.tlsMode === 'require' && !this.tlsActive) {
+      throw new LoginError(SQLSTATE.InvalidAuthorization, 'SSL required', 'pgnear is configured with tls.mode: require');
+    }
+    if (this.ctx.isShuttingDown()) throw new LoginError(SQLSTATE.CannotConnectNow, 'the database system is shutting down');
+    const user = params.get('user');
+    if (!user) throw new LoginError(SQLSTATE.InvalidAuthorization, 'no PostgreSQL user name specified in startup packet');
+    if (params.has('replication') && params.get('replication') !== 'false' && params.get('replication') !== '0') {
+      throw new LoginError(SQLSTATE.FeatureNotSupported, 'replication connections are not supported by pgnear');
+    }
+    if (this.ctx.activeClients.count >= s.maxClientConn) {
+      throw new LoginError(SQLSTATE.TooManyConnections, 'sorry, too many clients already');
+    }
+    this.ctx.activeClients.count++;
+    this.counted = true;
+    this.ctx.events.clientOpened();
+    this.user = user;
+    this.database = params.get('database') || user;
+    params.set('database', this.database);
+    this.state = 'auth';
+    this.authScanner = new FrameScanner(WATCH_ALL, 65_536);
+    if (this.pending.length) this.authScanner.push(this.pending, this.authSink);
+    this.pending = Buffer.alloc(0);
+    void this.login(params).catch((e) => this.failFromError(e));
+  }
+
+  // ---- authentication and server checkout ----------------------------------------------------
+
+  private readonly authSink = {
+    passthrough: () => {},
+    frame: (_type: number, f: Buffer): boolean => {
+      if (this.waiter) {
+        const w = this.waiter;
+        this.waiter = null;
+        w(f);
+      } else {
+        if (this.inbox.length >= MAX_QUEUED_AUTH_FRAMES) throw new ProtocolError('too many messages before login completed');
+        this.inbox.push(f);
+      }
+      return false;
+    },
+  };
+
+  private recv(): Promise<Buffer> {
+    const f = this.inbox.shift();
+    if (f) return Promise.resolve(f);
+    return new Promise((resolve) => {
+      this.waiter = resolve;
+    });
+  }
+
+  private async login(params: Map<string, string>): Promise<void> {
+    const secret = await this.ctx.secrets.lookup(this.user);
+    if (this.isClosed()) return;
+    const creds = await authenticateClient(
+      { send: (b) => this.socket.write(b), recv: () => this.recv() },
+      this.ctx.settings.authMethod,
+      this.user,
+      secret,
+    );
+    if (this.isClosed()) return;
+    this.socket.write(AUTH_OK);
+    this.state = 'connecting';
+    // Hold further client bytes in the kernel until the relay is ready.
+    this.socket.pause();
+    const target = this.ctx.primary();
+    const startup: [string, string][] = [...params.entries()];
+    const pool = this.ctx.pools.get(target, { user: this.user, database: this.database, startup });
+    let server: ServerConn;
+    try {
+      server = await pool.acquire(creds);
+    } catch (e) {
+      if (e instanceof ServerError && e.sqlstate === SQLSTATE.InvalidPassword) this.ctx.secrets.invalidate(this.user);
+      throw e;
+    }
+    if (this.isClosed()) {
+      void pool.release(server, true);
+      return;
+    }
+    this.pool = pool;
+    this.server = server;
+    this.key = this.ctx.cancels.register(this);
+    const out: Buffer[] = [];
+    for (const [k, v] of server.params) out.push(encodeParameterStatus(k, v));
+    out.push(encodeBackendKeyData(this.key.pid, this.key.secret), RFQ_IDLE);
+    this.socket.write(Buffer.concat(out));
+    this.startRelay(server);
+  }
+
+  private startRelay(server: ServerConn): void {
+    if (this.loginTimer) clearTimeout(this.loginTimer);
+    this.loginTimer = null;
+    this.relay = new Relay(this.socket, server, this.ctx.settings.maxMessageSize, {
+      onReady: (status) => {
+        if (status === 'I' && this.ctx.isShuttingDown() && this.relay?.pendingReplies === 0) {
+          this.fatal({ severity: 'FATAL', code: SQLSTATE.AdminShutdown, message: 'terminating connection due to administrator command' });
+        }
+      },
+      onTerminate: () => this.close('client terminated'),
+      onServerGone: (canReport) => {
+        this.log.warn({ server: server.id, node: server.target.node }, 'server connection lost mid-session');
+        if (canReport) {
+          this.fatal({
+            severity: 'FATAL',
+            code: SQLSTATE.ConnectionFailure,
+            message: 'server closed the connection unexpectedly',
+            detail: 'This probably means the server terminated abnormally before or while processing the request.',
+          });
+        } else this.close('server closed');
+      },
+      onProtocolError: (err, fromClient) => {
+        if (fromClient) this.failFromError(err);
+        else {
+          this.log.error({ err: err.message }, 'protocol error from server');
+          this.close('server protocol error');
+        }
+      },
+    });
+    this.state = 'active';
+    this.ctx.events.loginSucceeded();
+    this.log.debug({ user: this.user, database: this.database, server: server.id }, 'client logged in');
+    for (const f of this.inbox.splice(0)) this.relay.fromClient(f);
+    this.socket.resume();
+  }
+
+  private isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Is the session idle enough to close right now during shutdown? */
+  idle(): boolean {
+    return this.state !== 'active' || this.relay!.reusable();
+  }
+
+  cancelTarget() {
+    const s = this.server;
+    return s && !s.closed ? { target: s.target, pid: s.pid, secret: s.secret } : null;
+  }
+
+  // ---- errors and teardown -------------------------------------------------------------------
+
+  private onLoginTimeout(): void {
+    this.loginTimer = null;
+    if (this.state === 'active' || this.state === 'closed') return;
+    this.log.info({ state: this.state }, 'client login timeout');
+    this.fatal({ severity: 'FATAL', code: SQLSTATE.ProtocolViolation, message: 'client_login_timeout (server down or wrong credentials?)' }, 'login timeout');
+  }
+
+  private failFromError(e: unknown): void {
+    if (this.state === 'closed') return;
+    if (e instanceof LoginError || e instanceof AuthFailure) {
+      this.ctx.events.loginFailed(e.sqlstate);
+      this.log.info({ user: this.user || undefined, sqlstate: e.sqlstate, msg2: e.message }, 'login rejected');
+      this.fatal({ severity: 'FATAL', code: e.sqlstate, message: e.message, detail: e.detail });
+    } else if (e instanceof ServerError) {
+      this.ctx.events.loginFailed(e.sqlstate);
+      this.log.info({ user: this.user, sqlstate: e.sqlstate, err: e.message }, 'server refused login');
+      if (e.frame) this.endWith(e.frame, 'server error');
+      else this.fatal({ severity: 'FATAL', code: e.sqlstate, message: e.message });
+    } else if (e instanceof ProtocolError) {
+      this.log.info({ err: e.message, sqlstate: e.sqlstate }, 'client protocol violation');
+      this.fatal({ severity: 'FATAL', code: e.sqlstate, message: e.message }, 'protocol violation');
+    } else {
+      this.log.error({ err: (e as Error)?.stack ?? String(e) }, 'session failed');
+      this.fatal({ severity: 'FATAL', code: SQLSTATE.InternalError, message: `pgnear internal error: ${(e as Error)?.message}` }, 'internal error');
+    }
+  }
+
+  /** Send an ErrorResponse and close. */
+  fatal(f: ErrorFields, reason = f.message): void {
+    this.endWith(encodeError(f), reason);
+  }
+
+  private endWith(frame: Buffer, reason: string): void {
+    if (this.state === 'closed') return;
+    if (!this.socket.destroyed && this.socket.writable) this.socket.end(frame);
+    this.close(reason);
+  }
+
+  /** Close the client (flushing what is written) and give the server back. */
+  close(reason: string): void {
+    if (!this.socket.destroyed && this.socket.writable) this.socket.end();
+    setTimeout(() => this.socket.destroy(), 2_000).unref();
+    this.teardown(reason);
+  }
+
+  private teardown(reason: string): void {
+    if (this.state === 'closed' && !this.server && !this.counted) return;
+    this.state = 'closed';
+    if (this.loginTimer) clearTimeout(this.loginTimer);
+    this.loginTimer = null;
+    if (this.waiter) {
+      this.waiter = null; // the pending login promise is abandoned; it re-checks state
+    }
+    if (this.key) this.ctx.cancels.unregister(this.key.pid);
+    this.key = null;
+    const server = this.server;
+    if (server) {
+      this.server = null;
+      const reusable = this.relay?.reusable() ?? false;
+      this.relay?.detach();
+      void this.pool!.release(server, reusable);
+    }
+    if (this.counted) {
+      this.counted = false;
+      this.ctx.activeClients.count--;
+      this.ctx.events.clientClosed(reason);
+    }
+  }
+}
+
+/** A login refused by pgnear itself, reported as FATAL with a Postgres SQLSTATE. */
+export class LoginError extends Error {
+  readonly code = 'PGNEAR_E_LOGIN';
+  constructor(
+    readonly sqlstate: string,
+    message: string,
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
+}
