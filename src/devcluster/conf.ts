@@ -47,6 +47,8 @@ export function renderCommonConf(input: CommonConfInput): string {
     ['max_connections', '400'],
     ['shared_buffers', '128MB'],
     ['wal_keep_size', '256MB'],
+    // Replicas reconnect to a restarted primary within ~0.2 s instead of the default 5 s.
+    ['wal_retrieve_retry_interval', "'200ms'"],
     ['password_encryption', "'scram-sha-256'"],
     ['logging_collector', 'off'],
     ['log_line_prefix', "'%m [%p] %q%u@%d/%a '"],

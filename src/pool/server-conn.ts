@@ -95,7 +95,8 @@ export class ServerConn {
         sock.off('data', onData);
         sock.off('error', onErr);
         sock.off('close', onClose);
-        err ? reject(err) : resolve();
+        if (err) reject(err);
+        else resolve();
       };
       const sink = {
         passthrough: () => {},
