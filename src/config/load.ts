@@ -15,10 +15,15 @@ export class ConfigError extends Error {
   }
 }
 
+function pathOf(parts: PropertyKey[]): string {
+  return parts.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
+}
+
 function describe(issues: z.core.$ZodIssue[]): string[] {
-  return issues.map((i) => {
-    const path = i.path.length ? i.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.') : '(root)';
-    return `${path.replace(/\.\[/g, '[')}: ${i.message}`;
+  return issues.flatMap((i) => {
+    // zod reports unknown keys on the parent object; name each key where it stands.
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${pathOf([...i.path, k])}: unknown setting`);
+    return [`${i.path.length ? pathOf(i.path) : '(root)'}: ${i.message}`];
   });
 }
 

@@ -39,7 +39,7 @@ export {
 } from './errors.js';
 export type { ClusterNode } from './node.js';
 export { findPgBinDir } from './pgbin.js';
-export { installSignalTeardown, reapStaleClusters } from './reaper.js';
+export { reapStaleClusters } from './reaper.js';
 
 export interface RoleSpec {
   name: string;

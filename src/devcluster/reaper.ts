@@ -113,27 +113,4 @@ export async function reapStaleClusters(baseDir: string, log?: (msg: string) => 
   return reaped;
 }
 
-// --- opt-in signal teardown -------------------------------------------------------------------------------
 
-/**
- * SIGINT/SIGTERM → stop the cluster, then exit 130/143. Opt-in only: vitest and `pgnear` main own signals.
- * Returns an uninstaller.
- */
-export function installSignalTeardown(cluster: { stop(): Promise<void> }): () => void {
-  let fired = false;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (fired) return;
-    fired = true;
-    const code = sig === 'SIGINT' ? 130 : 143;
-    cluster.stop().then(
-      () => process.exit(code),
-      () => process.exit(code),
-    );
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return () => {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  };
-}

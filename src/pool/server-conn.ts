@@ -7,7 +7,7 @@ import { FrameScanner, WATCH_ALL } from '../protocol/framer.js';
 import { encodeQuery, TERMINATE } from '../protocol/frontend.js';
 import { SSL_REQUEST, encodeStartup } from '../protocol/startup.js';
 import type { ServerCredentials } from './credentials.js';
-import { ServerLogin } from './server-login.js';
+import { ServerAuthError, ServerLogin } from './server-login.js';
 
 export interface ServerTarget {
   /** Node name for logs and metrics. */
@@ -80,6 +80,8 @@ export class ServerConn {
       conn.socket.destroy();
       raw.destroy();
       if (e instanceof ServerError) throw e;
+      // pgnear holds no secret the server accepts: an authorization problem, not an unreachable server.
+      if (e instanceof ServerAuthError) throw new ServerError(e.message, '28000');
       throw new ServerError(`could not connect to server ${target.node}: ${(e as Error).message}`, '08006');
     } finally {
       clearTimeout(timer);

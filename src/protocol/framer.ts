@@ -36,8 +36,12 @@ export class FrameScanner {
   /** Partially received header. */
   private readonly hdr = Buffer.allocUnsafe(5);
   private hdrHave = 0;
-  /** Watched message being collected across chunks. */
-  private collect: Buffer | null = null;
+  /**
+   * Watched message being collected across chunks: the received pieces, joined once complete. Memory follows
+   * the bytes actually received, so a 5-byte header claiming 256 MB costs nothing until the bytes arrive.
+   */
+  private collect: Buffer[] | null = null;
+  private collectTotal = 0;
   private collectHave = 0;
   /** Pending pass-through run of the chunk being scanned: [runStart, pos). */
   private chunk: Buffer | null = null;
@@ -90,12 +94,12 @@ export class FrameScanner {
         continue;
       }
       if (this.collect !== null) {
-        const c = this.collect;
-        const n = Math.min(c.length - this.collectHave, len - pos);
-        chunk.copy(c, this.collectHave, pos, pos + n);
+        const n = Math.min(this.collectTotal - this.collectHave, len - pos);
+        this.collect.push(chunk.subarray(pos, pos + n));
         this.collectHave += n;
         this.pos += n;
-        if (this.collectHave === c.length) {
+        if (this.collectHave === this.collectTotal) {
+          const c = Buffer.concat(this.collect, this.collectTotal);
           this.collect = null;
           this.deliverCopy(c, sink);
         }
@@ -112,13 +116,9 @@ export class FrameScanner {
         this.hdrHave = 0;
         const total = this.checkedTotal(this.hdr, 0);
         if (this.watch[this.hdr[0]]) {
-          const c = Buffer.allocUnsafe(total);
-          this.hdr.copy(c, 0, 0, 5);
-          if (total === 5) this.deliverCopy(c, sink);
-          else {
-            this.collect = c;
-            this.collectHave = 5;
-          }
+          const h = Buffer.from(this.hdr);
+          if (total === 5) this.deliverCopy(h, sink);
+          else this.startCollect([h], total, 5);
         } else {
           sink.passthrough(Buffer.from(this.hdr));
           this.skip = total - 5;
@@ -138,10 +138,7 @@ export class FrameScanner {
           this.pos = pos + total;
         } else {
           this.flush();
-          const c = Buffer.allocUnsafe(total);
-          chunk.copy(c, 0, pos, len);
-          this.collect = c;
-          this.collectHave = len - pos;
+          this.startCollect([chunk.subarray(pos, len)], total, len - pos);
           this.pos = len;
         }
       } else {
@@ -151,6 +148,12 @@ export class FrameScanner {
         this.skip = total - n;
       }
     }
+  }
+
+  private startCollect(parts: Buffer[], total: number, have: number): void {
+    this.collect = parts;
+    this.collectTotal = total;
+    this.collectHave = have;
   }
 
   /** A watched message assembled in its own buffer: forward it by itself if the sink keeps it. */

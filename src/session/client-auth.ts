@@ -30,7 +30,7 @@ export class AuthFailure extends Error {
 }
 
 function credsFrom(secret: StoredSecret | null): ServerCredentials {
-  if (!secret) return { kind: 'none' };
+  if (!secret || secret.kind === 'none') return { kind: 'none' };
   if (secret.kind === 'plain') return { kind: 'password', password: secret.password };
   if (secret.kind === 'md5') return { kind: 'md5-hash', hash: secret.hash };
   return { kind: 'none' };
@@ -51,7 +51,10 @@ export async function authenticateClient(
   secret: StoredSecret | null,
 ): Promise<ServerCredentials> {
   const failed = (detail?: string) => new AuthFailure(`password authentication failed for user "${user}"`, SQLSTATE.InvalidPassword, detail);
-  if (method === 'trust') return credsFrom(secret);
+  if (method === 'trust') {
+    if (!secret) throw new AuthFailure(`role "${user}" does not exist`, SQLSTATE.InvalidAuthorization);
+    return credsFrom(secret);
+  }
 
   if (method === 'plain') {
     io.send(encodeAuth(AUTH.CleartextPassword));
@@ -102,6 +105,7 @@ function plainMatches(secret: StoredSecret, pw: string, user: string): boolean {
   };
   if (secret.kind === 'plain') return eq(secret.password, pw);
   if (secret.kind === 'md5') return eq(secret.hash, md5Hash(pw, user));
+  if (secret.kind === 'none') return false;
   const s = scramSecretFromPassword(pw, secret.secret.salt, secret.secret.iterations);
   return eq(s.storedKey, secret.secret.storedKey);
 }

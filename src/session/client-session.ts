@@ -18,6 +18,7 @@ import type { NodePool } from '../pool/node-pool.js';
 import { ServerError, type ServerConn } from '../pool/server-conn.js';
 import { type Cancellable, sendCancel } from './cancel.js';
 import { AuthFailure, authenticateClient } from './client-auth.js';
+import { SecretLookupError } from './secrets.js';
 import type { SessionContext } from './context.js';
 import { Relay } from './relay.js';
 
@@ -32,6 +33,8 @@ export class ClientSession implements Cancellable {
   private socket: net.Socket;
   private pending: Buffer = Buffer.alloc(0);
   private tlsActive = false;
+  /** The TLS handshake finished (before that, nothing can be flushed to the client). */
+  private tlsReady = false;
   private counted = false;
   private loginTimer: NodeJS.Timeout | null;
   /** Client frames received during auth, and the waiter for the next one. */
@@ -130,6 +133,9 @@ export class ClientSession implements Cancellable {
     raw.off('data', this.onData);
     const t = new tls.TLSSocket(raw, { isServer: true, secureContext: this.ctx.secureContext! });
     t.on('data', this.onData);
+    t.once('secure', () => {
+      this.tlsReady = true;
+    });
     t.on('error', (e) => {
       this.log.debug({ err: e.message }, 'TLS error');
       t.destroy();
@@ -298,6 +304,10 @@ export class ClientSession implements Cancellable {
       this.log.info({ user: this.user, sqlstate: e.sqlstate, err: e.message }, 'server refused login');
       if (e.frame) this.endWith(e.frame, 'server error');
       else this.fatal({ severity: 'FATAL', code: e.sqlstate, message: e.message });
+    } else if (e instanceof SecretLookupError) {
+      this.ctx.events.loginFailed(SQLSTATE.ConnectionFailure);
+      this.log.warn({ user: this.user, err: e.message }, 'cannot look up the role secret');
+      this.fatal({ severity: 'FATAL', code: SQLSTATE.ConnectionFailure, message: e.message });
     } else if (e instanceof ProtocolError) {
       this.log.info({ err: e.message, sqlstate: e.sqlstate }, 'client protocol violation');
       this.fatal({ severity: 'FATAL', code: e.sqlstate, message: e.message }, 'protocol violation');
@@ -314,7 +324,9 @@ export class ClientSession implements Cancellable {
 
   private endWith(frame: Buffer, reason: string): void {
     if (this.state === 'closed') return;
-    if (!this.socket.destroyed && this.socket.writable) this.socket.end(frame);
+    // A TLS socket whose handshake never finished cannot flush anything: drop it at once.
+    if (this.tlsActive && !this.tlsReady) this.socket.destroy();
+    else if (!this.socket.destroyed && this.socket.writable) this.socket.end(frame);
     this.close(reason);
   }
 

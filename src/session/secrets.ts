@@ -7,7 +7,9 @@ import { parseScramVerifier, type ScramSecret, scramSecretFromPassword } from '.
 export type StoredSecret =
   | { kind: 'plain'; password: string; scram: ScramSecret }
   | { kind: 'scram'; secret: ScramSecret }
-  | { kind: 'md5'; hash: string };
+  | { kind: 'md5'; hash: string }
+  /** The role exists but has no password (only trust can log it in). */
+  | { kind: 'none' };
 
 /** Interpret a configured or stored password string. */
 export function toStoredSecret(password: string): StoredSecret {
@@ -22,7 +24,7 @@ export class SecretLookupError extends Error {
 }
 
 export interface SecretSource {
-  /** The role's secret; null when the role is unknown or has no password. */
+  /** The role's secret; null when the role is unknown. */
   lookup(user: string): Promise<StoredSecret | null>;
   /** Drop a cached secret (e.g. after a server rejected it). */
   invalidate(user: string): void;
@@ -48,7 +50,7 @@ export class Secrets implements SecretSource {
     users: { name: string; password?: string }[],
     private readonly authQuery: AuthQueryOptions | null,
   ) {
-    for (const u of users) this.fixed.set(u.name, u.password ? toStoredSecret(u.password) : null);
+    for (const u of users) this.fixed.set(u.name, u.password ? toStoredSecret(u.password) : { kind: 'none' });
     this.cache = new LRUCache({ max: 10_000, ttl: authQuery?.cacheTtlMs ?? 5_000 });
   }
 
@@ -65,8 +67,8 @@ export class Secrets implements SecretSource {
       this.drop(client);
       throw new SecretLookupError(`auth_query failed: ${(e as Error).message}`);
     }
-    const pw = rows[0]?.passwd ?? null;
-    const s = pw ? toStoredSecret(pw) : null;
+    const pw = rows[0]?.passwd;
+    const s: StoredSecret | null = rows.length === 0 ? null : pw ? toStoredSecret(pw) : { kind: 'none' };
     this.cache.set(user, { s });
     return s;
   }

@@ -1,0 +1,11 @@
+// The scenario registry. To add one (tpcb, read-heavy, connect-storm, big-result): a file here, a line below.
+import { idleClients } from './idle-clients.js';
+import { selectOnly } from './select-only.js';
+import type { Scenario } from './types.js';
+
+export type { Scenario } from './types.js';
+
+export const SCENARIOS: Record<string, Scenario> = {
+  [selectOnly.name]: selectOnly,
+  [idleClients.name]: idleClients,
+};
