@@ -90,7 +90,7 @@ export function summarize(runs: RunRecord[], targetNames: string[]): CellSummary
         tpsAt2Cores: good.length ? median(good.map((r) => r.tpsAt2Cores!)) : null,
         xDirectAt2Cores: median(ratios('direct', 'tpsAt2Cores')),
         proxyCores: cpu.length && t !== 'direct' ? median(cpu.map((u) => u.proxy / u.wallS)) : null,
-        otherPct: cpu.length ? median(cpu.map((u) => (100 * u.other) / u.wallS)) : null,
+        otherPct: cpu.length ? median(cpu.map((u) => (100 * u.other) / u.windowS)) : null,
         noisyRuns: rs.filter((r) => r.noisy).length,
       });
     }
@@ -156,13 +156,13 @@ export async function runPgbenchMatrix(ctx: BenchContext, spec: PgbenchScenarioS
             failed: r.failed,
             tpsAt2Cores: r.tpsAt2Cores,
             cpu: r.cpu,
-            noisy: (100 * r.cpu.other) / r.cpu.wallS > o.maxNoise,
+            noisy: (100 * r.cpu.other) / r.cpu.windowS > o.maxNoise,
           });
           const u = r.cpu;
           ctx.log(
             `[${i}/${total}] ${mode} c=${clients} rep ${rep} ${t.name.padEnd(9)} ${r.tps.toFixed(0).padStart(7)} tps ` +
               `${r.latencyMs.toFixed(3)} ms  cpu/s: pg ${(u.postgres / u.wallS).toFixed(2)} proxy ${(u.proxy / u.wallS).toFixed(2)} ` +
-              `pgbench ${(u.pgbench / u.wallS).toFixed(2)} other ${(u.other / u.wallS).toFixed(2)}${rec.noisy ? '  NOISY' : ''}`,
+              `pgbench ${(u.pgbench / u.wallS).toFixed(2)} softirq ${(u.softirq / u.windowS).toFixed(2)} other ${(u.other / u.windowS).toFixed(2)}${rec.noisy ? '  NOISY' : ''}`,
           );
         } catch (e) {
           rec.error = (e as Error).message;

@@ -5,7 +5,7 @@ import type { Target } from '../targets/index.js';
 import { onCleanup, trackGroup, untrackGroup } from './cleanup.js';
 import { pgEnv } from './cluster.js';
 import type { PgbenchMode } from './context.js';
-import { CLK_TCK, machineBusyTicks, selfTicks, treeCpuTicks } from './proc.js';
+import { CLK_TCK, machineTicks, selfTicks, sleep, treeCpuTicks } from './proc.js';
 
 export interface PgbenchArgs {
   cluster: LocalCluster;
@@ -20,12 +20,17 @@ export interface PgbenchArgs {
 
 /** CPU seconds used during the run, by group. */
 export interface CpuUse {
+  /** pgbench's run time. */
   wallS: number;
+  /** Measurement window: the run plus the wait for exiting backends to be reaped (divide `other` by this). */
+  windowS: number;
   postgres: number;
   proxy: number;
   pgbench: number;
   harness: number;
-  /** Busy CPU on the machine not accounted to the above (other tenants, the lead's tests…). */
+  /** Kernel softirq time, machine-wide: mostly our loopback TCP, charged to no process. */
+  softirq: number;
+  /** Busy CPU on the machine not accounted to the above (other tenants, other test runs…). */
   other: number;
 }
 
@@ -93,7 +98,7 @@ export async function runPgbench(a: PgbenchArgs): Promise<PgbenchResult> {
     pg: treeCpuTicks(roots.pg),
     proxy: treeCpuTicks(roots.proxy),
     me: selfTicks(),
-    busy: machineBusyTicks(),
+    machine: machineTicks(),
     t: process.hrtime.bigint(),
   };
   const child = spawn('pgbench', args, { env: pgEnv(a.cluster), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -115,30 +120,41 @@ export async function runPgbench(a: PgbenchArgs): Promise<PgbenchResult> {
   });
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
-    child.once('exit', (c) => resolve(c));
+    child.once('close', (c) => resolve(c)); // after the pipes drained
   });
-  // 'exit' can fire before the pipes drain.
-  await new Promise((r) => setImmediate(r));
+  const tExit = process.hrtime.bigint();
   untrackGroup(pid);
   unregister();
+  // Backends of pgbench's connections exit now. One that has exited but is not yet reaped by its postmaster
+  // is in neither the tree nor the postmaster's reaped time: wait until the tree's CPU total stops moving.
+  let last = treeCpuTicks(roots.pg);
+  for (let i = 0; i < 15; i++) {
+    await sleep(200);
+    const now = treeCpuTicks(roots.pg);
+    if (now === last) break;
+    last = now;
+  }
   const after = {
     pg: treeCpuTicks(roots.pg),
     proxy: treeCpuTicks(roots.proxy),
     me: selfTicks(),
-    busy: machineBusyTicks(),
+    machine: machineTicks(),
     t: process.hrtime.bigint(),
   };
   const s = (ticks: number) => ticks / CLK_TCK;
   const cpu: CpuUse = {
-    wallS: Number(after.t - before.t) / 1e9,
+    wallS: Number(tExit - before.t) / 1e9,
+    windowS: Number(after.t - before.t) / 1e9,
     postgres: s(after.pg - before.pg),
     proxy: s(after.proxy - before.proxy),
     // pgbench was reaped by us, so its CPU shows up in our children's time.
     pgbench: s(after.me.reaped - before.me.reaped),
     harness: s(after.me.self - before.me.self),
+    softirq: s(after.machine.softirq - before.machine.softirq),
     other: 0,
   };
-  cpu.other = Math.max(0, s(after.busy - before.busy) - cpu.postgres - cpu.proxy - cpu.pgbench - cpu.harness);
+  const busy = s(after.machine.busy - before.machine.busy);
+  cpu.other = Math.max(0, busy - cpu.postgres - cpu.proxy - cpu.pgbench - cpu.harness - cpu.softirq);
   if (code !== 0) throw new Error(`pgbench exited with ${code}:\n${out.slice(-1500)}`);
   const parsed = parsePgbench(out);
   const ours = cpu.postgres + cpu.proxy + cpu.pgbench;

@@ -205,13 +205,15 @@ export function selfTicks(): { self: number; reaped: number } {
   return { self: s.self, reaped: s.reaped };
 }
 
-/** Busy ticks of the whole machine (all CPUs): everything but idle and iowait. */
-export function machineBusyTicks(): number {
+/** Busy ticks of the whole machine (all CPUs): everything but idle and iowait; softirq (loopback TCP) apart. */
+export function machineTicks(): { busy: number; softirq: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
   const v = line.trim().split(/\s+/).slice(1).map(Number);
   // user nice system idle iowait irq softirq steal guest guest_nice (guest is already in user)
-  return v[0]! + v[1]! + v[2]! + v[5]! + v[6]! + (v[7] ?? 0);
+  return { busy: v[0]! + v[1]! + v[2]! + v[5]! + v[6]! + (v[7] ?? 0), softirq: v[6]! };
 }
+
+export const machineBusyTicks = () => machineTicks().busy;
 
 /** Resident set size in KiB from /proc/<pid>/status, or null when the process is gone. */
 export function rssKiB(pid: number): number | null {

@@ -35,7 +35,9 @@ export const pgnear: TargetFactory = {
     const portP = new Promise<number>((r) => {
       onPort = r;
     });
-    const d = startDaemon(process.execPath, [MAIN, 'start', '--config', file], {
+    // e.g. BENCH_PGNEAR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile pgnear under load.
+    const nodeArgs = (process.env.BENCH_PGNEAR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+    const d = startDaemon(process.execPath, [...nodeArgs, MAIN, 'start', '--config', file], {
       name: 'pgnear',
       logFile: join(ctx.runtimeDir, 'pgnear.log'),
       onLine: (line) => {

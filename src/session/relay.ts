@@ -91,7 +91,7 @@ export class Relay {
     const t = this.lastClientType;
     return (
       this.pendingReplies === 0 &&
-      (t === 0 || t === FE.Query || t === FE.Sync || t === FE.FunctionCall || t === FE.Terminate) &&
+      (t === 0 || t === FE.Query || t === FE.Sync || t === FE.FunctionCall) &&
       this.server.txStatus === 'I' &&
       this.fromClientScanner.atBoundary() &&
       this.fromServerScanner.atBoundary()
@@ -114,13 +114,13 @@ export class Relay {
     if (!FRONTEND_TYPES.has(type)) {
       throw new ProtocolError(`invalid frontend message type ${type}`);
     }
-    this.lastClientType = type;
-    if (type === FE.Query || type === FE.Sync || type === FE.FunctionCall) {
-      this.pendingReplies++;
-    } else if (type === FE.Terminate) {
+    if (type === FE.Terminate) {
+      // Not recorded as the last message: what came before it decides whether the server is reusable.
       this.hooks.onTerminate();
       return false;
     }
+    this.lastClientType = type;
+    if (type === FE.Query || type === FE.Sync || type === FE.FunctionCall) this.pendingReplies++;
     return true;
   }
 
