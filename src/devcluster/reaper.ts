@@ -27,8 +27,12 @@ function ownerAlive(text: string): boolean {
 
 // --- exit kill switch -------------------------------------------------------------------------------------
 
-const liveDirs = new Set<string>();
-let exitHandlerInstalled = false;
+/** Shared by every copy of this module in the process (test runners load it once per test file). */
+const SHARED = Symbol.for('pgnear.devcluster.liveDirs');
+const g = globalThis as unknown as Record<symbol, Set<string> | undefined>;
+const liveDirs: Set<string> = (g[SHARED] ??= new Set<string>());
+const HANDLER = Symbol.for('pgnear.devcluster.exitHandler');
+const flags = globalThis as unknown as Record<symbol, boolean | undefined>;
 
 /**
  * Policy: on process exit, every cluster this process still owns gets SIGQUIT (immediate shutdown) on its
@@ -52,9 +56,9 @@ function killOwnedClustersSync(): void {
 
 export function trackClusterDir(dir: string): void {
   liveDirs.add(dir);
-  if (!exitHandlerInstalled) {
+  if (!flags[HANDLER]) {
     process.on('exit', killOwnedClustersSync);
-    exitHandlerInstalled = true;
+    flags[HANDLER] = true;
   }
 }
 
