@@ -3,13 +3,13 @@ import { chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmS
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { installSignalCleanup, onCleanup, runCleanups } from './lib/cleanup.js';
+import { installSignalCleanup, isInterrupted, onCleanup, runCleanups } from './lib/cleanup.js';
 import { benchConf, loadPgbench, startBenchCluster } from './lib/cluster.js';
 import type { BenchContext, BenchOptions, Log, PgbenchMode } from './lib/context.js';
 import type { RunMeta } from './lib/report.js';
 import { SCENARIOS } from './scenarios/index.js';
-import { pgOwner } from './targets/types.js';
 import { TARGETS } from './targets/index.js';
+import { pgOwner } from './targets/types.js';
 
 const DEFAULTS: Omit<BenchOptions, 'scenario'> = {
   duration: 15,
@@ -55,7 +55,11 @@ Options:
   --verbose             cluster start-up details
 `;
 
-const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const list = (s: string) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 function posInt(name: string, s: string, min = 1): number {
   const n = Number(s);
   if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: expected an integer ≥ ${min}, got "${s}"`);
@@ -92,9 +96,11 @@ function parseOptions(argv: string[]): { opts: BenchOptions; out?: string } | nu
   if (!sc) throw new Error(`unknown scenario "${name}" (known: ${Object.keys(SCENARIOS).join(', ')})`);
   const base: BenchOptions = { ...DEFAULTS, ...sc.defaults, scenario: name };
   const modes = v.modes ? list(v.modes) : base.modes;
-  for (const m of modes) if (!['simple', 'extended', 'prepared'].includes(m)) throw new Error(`--modes: unknown mode "${m}"`);
+  for (const m of modes)
+    if (!['simple', 'extended', 'prepared'].includes(m)) throw new Error(`--modes: unknown mode "${m}"`);
   const pm = v['pgnear-pool-mode'] ?? base.pgnearPoolMode;
-  if (pm !== 'session' && pm !== 'transaction') throw new Error(`--pgnear-pool-mode: session or transaction, got "${pm}"`);
+  if (pm !== 'session' && pm !== 'transaction')
+    throw new Error(`--pgnear-pool-mode: session or transaction, got "${pm}"`);
   const opts: BenchOptions = {
     ...base,
     duration: v.duration ? posInt('duration', v.duration) : base.duration,
@@ -112,7 +118,8 @@ function parseOptions(argv: string[]): { opts: BenchOptions; out?: string } | nu
     quietWait: v['quiet-wait'] ? posInt('quiet-wait', v['quiet-wait'], 0) : base.quietWait,
     verbose: Boolean(v.verbose),
   };
-  for (const t of opts.targets) if (!TARGETS[t]) throw new Error(`--targets: unknown target "${t}" (known: ${Object.keys(TARGETS).join(', ')})`);
+  for (const t of opts.targets)
+    if (!TARGETS[t]) throw new Error(`--targets: unknown target "${t}" (known: ${Object.keys(TARGETS).join(', ')})`);
   return { opts, out: v.out };
 }
 
@@ -160,7 +167,12 @@ async function main(argv: string[]): Promise<number> {
     const maxConnections = scenario.maxConnections(opts);
     const cluster = await startBenchCluster({ maxConnections, scale: opts.scale, log });
     const conf = { ...benchConf(maxConnections), synchronous_commit: 'off' };
-    writeFileSync(join(configDir, 'postgresql.bench.conf'), `${Object.entries(conf).map(([k, val]) => `${k} = ${val}`).join('\n')}\n`);
+    writeFileSync(
+      join(configDir, 'postgresql.bench.conf'),
+      `${Object.entries(conf)
+        .map(([k, val]) => `${k} = ${val}`)
+        .join('\n')}\n`,
+    );
     if (scenario.needsPgbenchData) await loadPgbench(cluster, opts.scale, log);
     const ctx: BenchContext = { opts, cluster, resultsDir, configDir, runtimeDir, log };
     const meta = (): RunMeta => ({
@@ -178,6 +190,7 @@ async function main(argv: string[]): Promise<number> {
     await scenario.run(ctx, meta);
     return 0;
   } catch (e) {
+    if (isInterrupted()) return 130;
     process.stderr.write(`bench: ${(e as Error).stack ?? e}\n`);
     return 1;
   } finally {

@@ -35,7 +35,9 @@ export function barChartSvg(summary: CellSummary[]): string {
       `<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end" fill="#555">${fmtInt(v)}</text>`,
     );
   }
-  out.push(`<text x="14" y="${30 + H / 2}" transform="rotate(-90 14 ${30 + H / 2})" text-anchor="middle">TPS (median)</text>`);
+  out.push(
+    `<text x="14" y="${30 + H / 2}" transform="rotate(-90 14 ${30 + H / 2})" text-anchor="middle">TPS (median)</text>`,
+  );
   cells.forEach((cell, ci) => {
     const gx = left + 20 + ci * groupW;
     targets.forEach((t, ti) => {
@@ -54,7 +56,9 @@ export function barChartSvg(summary: CellSummary[]): string {
         `<text x="${cx}" y="${y(s.tps.max) - 4}" text-anchor="middle" fill="#555">${s.xDirect == null ? '' : `×${s.xDirect.toFixed(2)}`}</text>`,
       );
     });
-    out.push(`<text x="${gx + (targets.length * (barW + gap)) / 2}" y="${y(0) + 18}" text-anchor="middle" font-weight="bold">${esc(cell)}</text>`);
+    out.push(
+      `<text x="${gx + (targets.length * (barW + gap)) / 2}" y="${y(0) + 18}" text-anchor="middle" font-weight="bold">${esc(cell)}</text>`,
+    );
   });
   targets.forEach((t, ti) => {
     const lx = left + ti * 120;
@@ -63,7 +67,9 @@ export function barChartSvg(summary: CellSummary[]): string {
       `<text x="${lx + 16}" y="${H + 80}">${esc(t)}</text>`,
     );
   });
-  out.push(`<text x="${left}" y="${H + 102}" fill="#555">bars: median TPS; whiskers: min–max over reps; ×: median same-run ratio to direct</text>`);
+  out.push(
+    `<text x="${left}" y="${H + 102}" fill="#555">bars: median TPS; whiskers: min–max over reps; ×: median same-run ratio to direct</text>`,
+  );
   out.push('</svg>');
   return out.join('\n');
 }

@@ -11,6 +11,10 @@ const stack: Entry[] = [];
 /** Process-group ids of detached children still alive: killed synchronously if we exit without cleaning up. */
 const groups = new Set<number>();
 let running: Promise<void> | null = null;
+let interrupted = false;
+
+/** True once SIGINT/SIGTERM arrived: loops stop starting new work. */
+export const isInterrupted = () => interrupted;
 let installed = false;
 
 /** Register a cleanup (run last-in first-out); returns a function that unregisters it. */
@@ -80,6 +84,7 @@ export function installSignalCleanup(): void {
   let count = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
     count++;
+    interrupted = true;
     const code = sig === 'SIGINT' ? 130 : 143;
     if (count > 1) {
       process.stderr.write('\n[bench] second signal: killing children and exiting\n');

@@ -27,14 +27,19 @@ export function benchConf(maxConnections: number): Record<string, string> {
 export async function startBenchCluster(o: BenchClusterOptions): Promise<LocalCluster> {
   const t = Date.now();
   o.log(`starting cluster: primary (iad) + 2 replicas (ams, syd), max_connections ${o.maxConnections}`);
-  const cluster = await startCluster({
+  const starting = startCluster({
     replicas: 2,
     regions: ['iad', 'ams', 'syd'],
     synchronousCommit: 'off',
     extraConf: benchConf(o.maxConnections),
     log: (m) => o.log(`  cluster: ${m}`, true),
   });
-  onCleanup('stop cluster', () => cluster.stop());
+  // Registered before the start completes: a Ctrl-C during initdb/pg_basebackup waits for it, then stops it.
+  onCleanup('stop cluster', async () => {
+    const c = await starting.catch(() => null);
+    await c?.stop();
+  });
+  const cluster = await starting;
   o.log(`cluster up in ${((Date.now() - t) / 1000).toFixed(1)} s; primary 127.0.0.1:${cluster.primary.port}`);
   return cluster;
 }
@@ -69,7 +74,19 @@ export async function loadPgbench(cluster: LocalCluster, scale: number, log: Log
   log(`pgbench -i -s ${scale} on the primary…`);
   await runTool(
     'pgbench',
-    ['-i', '-q', '-s', String(scale), '-h', '127.0.0.1', '-p', String(cluster.primary.port), '-U', 'postgres', 'postgres'],
+    [
+      '-i',
+      '-q',
+      '-s',
+      String(scale),
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(cluster.primary.port),
+      '-U',
+      'postgres',
+      'postgres',
+    ],
     pgEnv(cluster),
   );
   await withClient({ port: cluster.primary.port, password: cluster.superuser.password }, (c) => c.query('CHECKPOINT'));

@@ -1,9 +1,10 @@
 // Shared runner for pgbench scenarios: per (mode, clients) cell, targets alternate A B C A B C for --reps.
-import type { PgbenchMode, BenchContext } from './context.js';
+import { resolveTargets, type Target } from '../targets/index.js';
+import { isInterrupted } from './cleanup.js';
+import type { BenchContext, PgbenchMode } from './context.js';
 import { type CpuUse, runPgbench } from './pgbench.js';
 import { waitForQuiet } from './proc.js';
 import { max, median, min } from './stats.js';
-import { resolveTargets, type Target } from '../targets/index.js';
 
 export interface PgbenchScenarioSpec {
   name: string;
@@ -117,16 +118,24 @@ export async function runPgbenchMatrix(ctx: BenchContext, spec: PgbenchScenarioS
   );
   if (o.warmup > 0) {
     for (const t of started) {
+      if (isInterrupted()) throw new Error('interrupted');
       ctx.log(`warm-up ${t.name} (${o.warmup} s)`, true);
-      await runPgbench({ cluster: ctx.cluster, target: t, mode: o.modes[0]!, clients: o.clients[0]!, threads: o.threads, durationS: o.warmup, script: spec.script }).catch(
-        (e: Error) => ctx.log(`warm-up of ${t.name} failed: ${e.message.split('\n')[0]}`),
-      );
+      await runPgbench({
+        cluster: ctx.cluster,
+        target: t,
+        mode: o.modes[0]!,
+        clients: o.clients[0]!,
+        threads: o.threads,
+        durationS: o.warmup,
+        script: spec.script,
+      }).catch((e: Error) => isInterrupted() || ctx.log(`warm-up of ${t.name} failed: ${e.message.split('\n')[0]}`));
     }
   }
   let i = 0;
   for (const { mode, clients } of cells) {
     for (let rep = 1; rep <= o.reps; rep++) {
       for (const t of started) {
+        if (isInterrupted()) throw new Error('interrupted');
         i++;
         const rec: RunRecord = {
           mode,
@@ -145,10 +154,21 @@ export async function runPgbenchMatrix(ctx: BenchContext, spec: PgbenchScenarioS
         };
         if (o.quietWait > 0) {
           const q = await waitForQuiet(o.maxNoise, o.quietWait);
-          if (q.waitedS > 1.5) ctx.log(`waited ${q.waitedS.toFixed(0)} s for unrelated CPU to settle (last: ${q.pct.toFixed(0)} % of a core)`);
+          if (q.waitedS > 1.5)
+            ctx.log(
+              `waited ${q.waitedS.toFixed(0)} s for unrelated CPU to settle (last: ${q.pct.toFixed(0)} % of a core)`,
+            );
         }
         try {
-          const r = await runPgbench({ cluster: ctx.cluster, target: t, mode, clients, threads: o.threads, durationS: o.duration, script: spec.script });
+          const r = await runPgbench({
+            cluster: ctx.cluster,
+            target: t,
+            mode,
+            clients,
+            threads: o.threads,
+            durationS: o.duration,
+            script: spec.script,
+          });
           Object.assign(rec, {
             tps: r.tps,
             latencyMs: r.latencyMs,
@@ -165,8 +185,11 @@ export async function runPgbenchMatrix(ctx: BenchContext, spec: PgbenchScenarioS
               `pgbench ${(u.pgbench / u.wallS).toFixed(2)} softirq ${(u.softirq / u.windowS).toFixed(2)} other ${(u.other / u.windowS).toFixed(2)}${rec.noisy ? '  NOISY' : ''}`,
           );
         } catch (e) {
+          if (isInterrupted()) throw new Error('interrupted');
           rec.error = (e as Error).message;
-          ctx.log(`[${i}/${total}] ${mode} c=${clients} rep ${rep} ${t.name}: FAILED: ${rec.error.split('\n').slice(0, 3).join(' | ')}`);
+          ctx.log(
+            `[${i}/${total}] ${mode} c=${clients} rep ${rep} ${t.name}: FAILED: ${rec.error.split('\n').slice(0, 3).join(' | ')}`,
+          );
         }
         runs.push(rec);
       }

@@ -52,7 +52,9 @@ function num(re: RegExp, text: string): number | null {
 }
 
 /** Parse pgbench 15's summary. Throws when the run produced no TPS line. */
-export function parsePgbench(text: string): Pick<PgbenchResult, 'tps' | 'latencyMs' | 'transactions' | 'failed' | 'connectMs'> {
+export function parsePgbench(
+  text: string,
+): Pick<PgbenchResult, 'tps' | 'latencyMs' | 'transactions' | 'failed' | 'connectMs'> {
   const tps = num(/^tps = ([\d.]+) \(without initial connection time\)/m, text) ?? num(/^tps = ([\d.]+)/m, text);
   const latencyMs = num(/^latency average = ([\d.]+) ms/m, text);
   const transactions = num(/^number of transactions actually processed: (\d+)/m, text);

@@ -133,7 +133,8 @@ export async function waitForPort(port: number, d: Daemon, timeoutMs = 15_000, h
       s.once('error', () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${d.name} did not listen on ${host}:${port} within ${timeoutMs} ms:\n${d.tail()}`);
+    if (Date.now() > deadline)
+      throw new Error(`${d.name} did not listen on ${host}:${port} within ${timeoutMs} ms:\n${d.tail()}`);
     await sleep(50);
   }
 }
@@ -194,7 +195,9 @@ export function treeCpuTicks(roots: number[]): number {
     for (const c of children.get(pid) ?? []) stack.push(c);
   }
   if (process.env.BENCH_DEBUG_CPU) {
-    process.stderr.write(`[cpu] roots ${roots.join(',')} procs ${seen.size} ticks ${total} root(self+reaped) ${roots.map((r) => `${stats.get(r)?.self}+${stats.get(r)?.reaped}`).join(' ')}\n`);
+    process.stderr.write(
+      `[cpu] roots ${roots.join(',')} procs ${seen.size} ticks ${total} root(self+reaped) ${roots.map((r) => `${stats.get(r)?.self}+${stats.get(r)?.reaped}`).join(' ')}\n`,
+    );
   }
   return total;
 }

@@ -23,7 +23,22 @@ export function markdownTable(head: string[], rows: string[][], align: ('l' | 'r
 
 /** One row per (mode, clients, target): medians, spread, paired ratios and CPU-normalised capacity. */
 export function matrixTable(summary: CellSummary[]): string {
-  const head = ['mode', 'c', 'target', 'pooling', 'TPS', 'min–max', 'lat ms', '×direct', '×PgBouncer', 'TPS@2cores', '×dir@2c', 'proxy cores', 'other %', 'n'];
+  const head = [
+    'mode',
+    'c',
+    'target',
+    'pooling',
+    'TPS',
+    'min–max',
+    'lat ms',
+    '×direct',
+    '×PgBouncer',
+    'TPS@2cores',
+    '×dir@2c',
+    'proxy cores',
+    'other %',
+    'n',
+  ];
   const rows = summary.map((s) => [
     s.mode,
     String(s.clients),
@@ -67,6 +82,9 @@ export function writeMatrixReport(ctx: BenchContext, meta: RunMeta, result: Matr
   ].join('\n');
   writeFileSync(join(ctx.resultsDir, 'results.json'), `${JSON.stringify({ meta, ...result }, null, 2)}\n`);
   writeFileSync(join(ctx.resultsDir, 'report.md'), md);
-  writeFileSync(join(ctx.resultsDir, 'chart.html'), barChartHtml(`${meta.scenario} (${meta.startedAt})`, result.summary, md));
+  writeFileSync(
+    join(ctx.resultsDir, 'chart.html'),
+    barChartHtml(`${meta.scenario} (${meta.startedAt})`, result.summary, md),
+  );
   process.stdout.write(`\n${table}\n\n${MATRIX_LEGEND.join('\n')}\n\nresults: ${ctx.resultsDir}\n`);
 }

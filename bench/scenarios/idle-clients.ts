@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
+import { isInterrupted } from '../lib/cleanup.js';
 import type { BenchContext } from '../lib/context.js';
 import { CLK_TCK, rssKiB, sleep, treeCpuTicks } from '../lib/proc.js';
 import { markdownTable } from '../lib/report.js';
@@ -57,7 +58,7 @@ async function measure(c: pg.Client, seconds: number, proxyPids: number[]): Prom
   const cpu0 = treeCpuTicks(proxyPids);
   const t0 = process.hrtime.bigint();
   const end = t0 + BigInt(Math.round(seconds * 1e9));
-  for (let now = t0; now < end; ) {
+  for (let now = t0; now < end;) {
     await c.query('select 1');
     const t = process.hrtime.bigint();
     lat.push(Number(t - now) / 1e6);
@@ -91,7 +92,9 @@ async function countBackends(ctx: BenchContext): Promise<number | null> {
   c.on('error', () => {});
   try {
     await c.connect();
-    const r = await c.query<{ n: string }>("select count(*) as n from pg_stat_activity where backend_type = 'client backend'");
+    const r = await c.query<{ n: string }>(
+      "select count(*) as n from pg_stat_activity where backend_type = 'client backend'",
+    );
     return Number(r.rows[0]!.n) - 1; // minus this one
   } catch {
     return null;
@@ -108,7 +111,9 @@ async function runOne(ctx: BenchContext, t: Target): Promise<IdleResult> {
   await active.connect();
   await measure(active, 1, []); // warm-up
   const start = rss();
-  ctx.log(`${t.name}: RSS ${fmtInt(start)} KiB with 1 client; measuring select 1 latency with 0 idle (${o.duration} s)`);
+  ctx.log(
+    `${t.name}: RSS ${fmtInt(start)} KiB with 1 client; measuring select 1 latency with 0 idle (${o.duration} s)`,
+  );
   const latency0 = await measure(active, o.duration, t.pids());
 
   const idle: pg.Client[] = [];
@@ -131,11 +136,15 @@ async function runOne(ctx: BenchContext, t: Target): Promise<IdleResult> {
     },
   );
   const openSeconds = (Date.now() - t0) / 1000;
-  ctx.log(`${t.name}: ${idle.length}/${o.count} idle clients open in ${openSeconds.toFixed(1)} s${openErrors.length ? ` (errors: ${openErrors[0]})` : ''}`);
+  ctx.log(
+    `${t.name}: ${idle.length}/${o.count} idle clients open in ${openSeconds.toFixed(1)} s${openErrors.length ? ` (errors: ${openErrors[0]})` : ''}`,
+  );
   await sleep(2_000);
   const idleRss = rss();
   const serverBackends = await countBackends(ctx);
-  ctx.log(`${t.name}: RSS ${fmtInt(idleRss)} KiB with ${idle.length} idle; ${serverBackends} backends on the primary; measuring latency (${o.duration} s)`);
+  ctx.log(
+    `${t.name}: RSS ${fmtInt(idleRss)} KiB with ${idle.length} idle; ${serverBackends} backends on the primary; measuring latency (${o.duration} s)`,
+  );
   const latencyN = await measure(active, o.duration, t.pids());
   const afterActive = rss();
   await pool(idle, o.concurrency, (c) => c.end().catch(() => {}));
@@ -159,7 +168,21 @@ async function runOne(ctx: BenchContext, t: Target): Promise<IdleResult> {
 
 function table(rs: IdleResult[]): string {
   const mib = (k: number | null) => (k == null ? '–' : (k / 1024).toFixed(1));
-  const head = ['target', 'pooling', 'idle open', 'open s', 'backends', 'RSS start MiB', 'RSS idle MiB', 'KiB/idle client', 'RSS after close MiB', 'select 1 p50/p99 ms, 0 idle', 'p50/p99 ms, N idle', 'qps 0 → N', 'proxy cores (N idle)'];
+  const head = [
+    'target',
+    'pooling',
+    'idle open',
+    'open s',
+    'backends',
+    'RSS start MiB',
+    'RSS idle MiB',
+    'KiB/idle client',
+    'RSS after close MiB',
+    'select 1 p50/p99 ms, 0 idle',
+    'p50/p99 ms, N idle',
+    'qps 0 → N',
+    'proxy cores (N idle)',
+  ];
   const rows = rs.map((r) => [
     r.target,
     r.variant,
@@ -189,6 +212,7 @@ export const idleClients: Scenario = {
     const factories = resolveTargets(ctx.opts.targets, ctx.log);
     const results: IdleResult[] = [];
     for (const f of factories) {
+      if (isInterrupted()) throw new Error('interrupted');
       ctx.log(`starting target ${f.name}…`);
       const t = await f.start(ctx, { maxClients: ctx.opts.count + 10 });
       try {
@@ -204,8 +228,14 @@ export const idleClients: Scenario = {
       'Session pooling everywhere (pgnear session mode, PgBouncer session pool), so each idle client holds one Postgres backend.',
       'RSS from /proc/<pid>/status VmRSS of the proxy process; latency measured in the harness (node-postgres, simple query).',
     ];
-    writeFileSync(join(ctx.resultsDir, 'results.json'), `${JSON.stringify({ meta: { ...m, notes }, results }, null, 2)}\n`);
-    writeFileSync(join(ctx.resultsDir, 'report.md'), [`# idle-clients (${ctx.opts.count}) — ${m.startedAt}`, '', ...notes.map((n) => `- ${n}`), '', md, ''].join('\n'));
+    writeFileSync(
+      join(ctx.resultsDir, 'results.json'),
+      `${JSON.stringify({ meta: { ...m, notes }, results }, null, 2)}\n`,
+    );
+    writeFileSync(
+      join(ctx.resultsDir, 'report.md'),
+      [`# idle-clients (${ctx.opts.count}) — ${m.startedAt}`, '', ...notes.map((n) => `- ${n}`), '', md, ''].join('\n'),
+    );
     process.stdout.write(`\n${md}\n\nresults: ${ctx.resultsDir}\n`);
   },
 };

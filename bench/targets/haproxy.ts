@@ -1,7 +1,7 @@
 // Target "haproxy": HAProxy `mode tcp` with 2 threads — a pure L4 byte copy, the floor of any proxy.
 import { join } from 'node:path';
-import { findBinary, startDaemon, waitForPort } from '../lib/proc.js';
 import { freePort } from '../../src/devcluster/ports.js';
+import { findBinary, startDaemon, waitForPort } from '../lib/proc.js';
 import { type TargetFactory, writeConfig } from './types.js';
 
 const THREADS = 2;

@@ -1,9 +1,9 @@
 // Target "pgbouncer": PgBouncer (Debian 1.18) with a generated pgbouncer.ini and userlist.txt (SCRAM verifier).
 import { join } from 'node:path';
+import { freePort } from '../../src/devcluster/ports.js';
 import { superuserVerifier } from '../lib/cluster.js';
 import type { PgbenchMode } from '../lib/context.js';
 import { findBinary, startDaemon, waitForPort } from '../lib/proc.js';
-import { freePort } from '../../src/devcluster/ports.js';
 import { pgOwner, type TargetFactory, writeConfig } from './types.js';
 
 /** Transaction pool size, as in the baselines. */
