@@ -11,6 +11,7 @@ import { CancelRegistry } from './session/cancel.js';
 import type { SessionContext } from './session/context.js';
 import { Listener } from './session/listener.js';
 import { Secrets } from './session/secrets.js';
+import { initSqlAnalysis, sessionEffectsFast, SqlAnalyzer } from './routing/sql-analysis.js';
 import { selfSignedCert } from './util/selfsigned.js';
 
 export interface App {
@@ -51,14 +52,26 @@ export async function startApp(cfg: Config, log: Logger): Promise<App> {
   const metrics = new Metrics();
   const primaryUrl = cfg.primary!.url;
   const primary = targetFromUrl(primaryUrl, cfg.primary!.name ?? 'primary');
+  await initSqlAnalysis();
+  const analyzer = new SqlAnalyzer();
+  const p = cfg.pool;
   const pools = new PoolSet({
+    poolSize: p.pool_size,
+    minPoolSize: p.min_pool_size,
+    maxDbConnections: p.max_db_connections,
+    queryWaitTimeoutMs: p.query_wait_timeout,
     connectTimeoutMs: cfg.limits.server_connect_timeout,
-    resetQuery: cfg.pool.server_reset_query,
-    idleTimeoutMs: cfg.pool.server_idle_timeout,
+    idleTimeoutMs: p.server_idle_timeout,
+    lifetimeMs: p.server_lifetime,
+    checkDelayMs: p.server_check_delay,
+    checkQuery: p.server_check_query,
+    resetQuery: p.server_reset_query,
+    maxWaiters: cfg.limits.max_client_conn,
     onEvent: (event, conn, reason) => {
       metrics.serverEvent(conn.target.node, event);
       log.debug({ server: conn.id, node: conn.target.node, reason }, event);
     },
+    onError: (message, conn) => log.error({ server: conn?.id, node: conn?.target.node }, message),
   });
   const aqDb = cfg.auth.query_database ?? (decodeURIComponent(new URL(primaryUrl).pathname.slice(1)) || undefined);
   const secrets = new Secrets(cfg.auth.users, { url: primaryUrl, database: aqDb, query: cfg.auth.query });
@@ -71,6 +84,8 @@ export async function startApp(cfg: Config, log: Logger): Promise<App> {
       maxClientConn: cfg.limits.max_client_conn,
       maxMessageSize: cfg.limits.max_message_size,
       loginTimeoutMs: cfg.limits.client_login_timeout,
+      maxPreparedStatements: p.max_prepared_statements,
+      idleTransactionTimeoutMs: p.idle_transaction_timeout,
     },
     secrets,
     pools,
@@ -79,6 +94,9 @@ export async function startApp(cfg: Config, log: Logger): Promise<App> {
     log,
     events: metrics.sessionEvents(),
     primary: () => primary,
+    poolMode: (user, database) =>
+      cfg.auth.users.find((u) => u.name === user)?.pool_mode ?? cfg.databases.find((d) => d.name === database)?.pool_mode ?? cfg.pool_mode,
+    analyze: (sql) => sessionEffectsFast(sql) ?? analyzer.analyze(sql),
     activeClients,
     isShuttingDown: () => shuttingDown,
   };

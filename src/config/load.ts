@@ -57,9 +57,6 @@ export function parseConfig(raw: unknown, source = 'config', overrides: Record<s
   if (cfg.tls.mode === 'require' && !cfg.tls.cert && !cfg.tls.self_signed) {
     problems.push('tls.mode: "require" needs tls.cert/tls.key or tls.self_signed: true');
   }
-  if (cfg.pool_mode === 'transaction' || cfg.auth.users.some((u) => u.pool_mode === 'transaction')) {
-    problems.push('pool_mode: "transaction" is not available yet in this build; use "session"');
-  }
   if (problems.length) throw new ConfigError(problems, source);
   return cfg;
 }

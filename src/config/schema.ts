@@ -37,6 +37,15 @@ const user = z.strictObject({
   /** Plain password, "md5…" hash or "SCRAM-SHA-256$…" verifier (plain is needed for cleartext server auth). */
   password: z.string().optional(),
   pool_mode: z.enum(['session', 'transaction']).optional(),
+  /** Servers per (node, user, database) for this user; overrides pool.pool_size. */
+  pool_size: z.number().int().positive().optional(),
+});
+
+/** Per-database overrides (a user's own setting wins over its database's). */
+const database = z.strictObject({
+  name: z.string().min(1),
+  pool_mode: z.enum(['session', 'transaction']).optional(),
+  pool_size: z.number().int().positive().optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -48,7 +57,9 @@ export const configSchema = z.strictObject({
   region: region.optional(),
   primary: node.optional(),
   replicas: z.array(node).default([]),
-  pool_mode: z.enum(['session', 'transaction']).default('session'),
+  /** transaction: a server per transaction (needed for per-statement routing); session: a server per client. */
+  pool_mode: z.enum(['session', 'transaction']).default('transaction'),
+  databases: z.array(database).default([]),
   auth: z
     .strictObject({
       /** How clients authenticate to pgnear. */
@@ -84,9 +95,26 @@ export const configSchema = z.strictObject({
     .prefault({}),
   pool: z
     .strictObject({
+      /** Server connections per (node, user, database). */
+      pool_size: z.number().int().positive().default(20),
+      /** Servers kept open per pool even when idle (opened once a client has logged in). */
+      min_pool_size: z.number().int().nonnegative().default(0),
+      /** Cap on servers per (node, database) across users; 0 = no cap. */
+      max_db_connections: z.number().int().nonnegative().default(0),
+      /** How long a client may wait for a server before ERROR query_wait_timeout (08P01); 0 = forever. */
+      query_wait_timeout: duration.default(120_000),
       /** Query run on a server before another client reuses it in session mode. */
       server_reset_query: z.string().default('DISCARD ALL'),
       server_idle_timeout: duration.default(600_000),
+      /** Servers older than this are closed between transactions. */
+      server_lifetime: duration.default(3_600_000),
+      /** An idle server unused this long is checked with server_check_query before reuse. */
+      server_check_delay: duration.default(30_000),
+      server_check_query: z.string().default(';'),
+      /** A client idle inside a transaction longer than this is disconnected (25P03); 0 = never. */
+      idle_transaction_timeout: duration.default(0),
+      /** Statements pgnear keeps prepared per server connection in transaction mode (LRU). */
+      max_prepared_statements: z.number().int().positive().default(1000),
     })
     .prefault({}),
   log: z
@@ -101,3 +129,4 @@ export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type NodeConfig = z.output<typeof node>;
 export type UserConfig = z.output<typeof user>;
+export type DatabaseConfig = z.output<typeof database>;

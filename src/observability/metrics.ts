@@ -24,6 +24,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly pins = new client.Counter({
+    name: 'pgnear_client_pins_total',
+    help: 'Transaction-mode clients pinned to one server connection, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'pgnear_' });
   }
@@ -34,6 +41,7 @@ export class Metrics {
       clientClosed: () => this.clients.dec(),
       loginFailed: (sqlstate) => this.logins.inc({ result: 'failed', sqlstate }),
       loginSucceeded: () => this.logins.inc({ result: 'ok', sqlstate: '00000' }),
+      clientPinned: (reason) => this.pins.inc({ reason }),
     };
   }
 

@@ -1,104 +1,400 @@
-// Server connections of one (node, user, database, startup parameters): idle LIFO stack, active set, reset on release.
+// Server connections of one (node, user, database, startup parameters): PgBouncer-style limits, FIFO waiters, LIFO idle.
+import { Fifo, type FifoHandle } from '../util/fifo.js';
 import type { ServerCredentials } from './credentials.js';
-import { ServerConn, type ServerTarget } from './server-conn.js';
+import type { Connector, DbSlots, NodePoolOptions, PoolLimits, PoolStats, ReleaseOptions } from './pool-set.js';
+import { ServerConn } from './server-conn.js';
 
-export interface PoolKey {
-  user: string;
-  database: string;
-  /** Startup parameters sent to the server (user/database included). */
-  startup: [string, string][];
+export type ConnState = 'connecting' | 'idle' | 'active' | 'checking' | 'resetting' | 'closed';
+
+/**
+ * An error raised by the pool itself; report it to the client with `sqlstate` and `severity`. Codes:
+ * PGNEAR_E_POOL_TIMEOUT (PoolTimeoutError), PGNEAR_E_POOL_FULL 53300 (maxWaiters queued), PGNEAR_E_POOL_CLOSED 57P01
+ * (closeAll), PGNEAR_E_POOL_ABORTED 57014 (the acquire's AbortSignal fired).
+ */
+export class PoolError extends Error {
+  readonly severity = 'FATAL';
+  constructor(
+    readonly code: string,
+    readonly sqlstate: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
 }
 
-export interface NodePoolOptions {
-  target: ServerTarget;
-  key: PoolKey;
-  connectTimeoutMs: number;
-  resetQuery: string;
-  idleTimeoutMs: number;
-  /** Observability hook; the pool never logs by itself. */
-  onEvent?: (event: 'server_open' | 'server_close', conn: ServerConn, reason: string) => void;
+/** No server within queryWaitTimeoutMs; the message is PgBouncer's so operators recognise it. */
+export class PoolTimeoutError extends PoolError {
+  constructor() {
+    super('PGNEAR_E_POOL_TIMEOUT', '08P01', 'query_wait_timeout');
+  }
 }
+
+const poolFull = () => new PoolError('PGNEAR_E_POOL_FULL', '53300', 'no more connections allowed (max_client_conn)');
+const poolClosed = () =>
+  new PoolError('PGNEAR_E_POOL_CLOSED', '57P01', 'terminating connection due to administrator command');
+const aborted = () => new PoolError('PGNEAR_E_POOL_ABORTED', '57014', 'canceled while waiting for a server connection');
+
+interface Waiter {
+  creds: ServerCredentials;
+  since: number;
+  resolve: (conn: ServerConn) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout | null;
+  /** Set while queued. */
+  handle: FifoHandle<Waiter> | null;
+  done: boolean;
+  unlisten?: () => void;
+}
+
+type Entry = { state: ConnState; onClose: () => void; onIdleData: () => void };
+
+const LEGAL: Record<ConnState | 'new', readonly ConnState[]> = {
+  new: ['connecting'],
+  connecting: ['active', 'idle', 'closed'],
+  idle: ['active', 'checking', 'closed'],
+  checking: ['active', 'idle', 'closed'],
+  active: ['resetting', 'idle', 'closed'],
+  resetting: ['idle', 'closed'],
+  closed: [],
+};
 
 export class NodePool {
+  readonly limits: PoolLimits;
+  /** Every open server and its state; only transition() writes it. */
+  private readonly conns = new Map<ServerConn, Entry>();
   /** Idle servers, most recently used last (LIFO keeps few servers warm). */
   private readonly idle: ServerConn[] = [];
-  private readonly active = new Set<ServerConn>();
+  private readonly counts = { connecting: 0, idle: 0, active: 0, checking: 0, resetting: 0, closed: 0 };
+  private readonly queue = new Fifo<Waiter>();
+  /** Waiters out of the queue whose own login or probe is in flight. */
+  private readonly inflight = new Set<Waiter>();
+  private pending = 0;
+  private readonly db: DbSlots;
+  private readonly connector: Connector;
+  private prewarmCreds: ServerCredentials | null = null;
+  private prewarming = false;
+  private prewarmRetryAt = 0;
+  private closing = false;
+  private pumping = false;
+  private again = false;
+  /** For dropping unused pools. */
+  lastAcquireAt = Date.now();
 
-  constructor(readonly opts: NodePoolOptions) {}
-
-  get size(): { idle: number; active: number } {
-    return { idle: this.idle.length, active: this.active.size };
-  }
-
-  /** An idle server if one is healthy, else a new login with the client's credentials. */
-  async acquire(creds: ServerCredentials): Promise<ServerConn> {
-    for (let c = this.idle.pop(); c; c = this.idle.pop()) {
-      if (!c.closed && !c.socket.destroyed) {
-        this.active.add(c);
-        return c;
-      }
-    }
-    const { target, key, connectTimeoutMs } = this.opts;
-    const conn = await ServerConn.connect(target, key.startup, creds, key.user, connectTimeoutMs);
-    conn.socket.once('close', () => this.forget(conn, 'server closed the connection'));
-    this.opts.onEvent?.('server_open', conn, 'login');
-    this.active.add(conn);
-    return conn;
+  constructor(readonly opts: NodePoolOptions) {
+    this.limits = opts.limits;
+    this.db = opts.dbSlots ?? { used: 0, max: opts.limits.maxDbConnections, pools: new Set() };
+    this.db.pools.add(this);
+    this.connector = opts.connect ?? ((t, s, c, u, ms) => ServerConn.connect(t, s, c, u, ms));
   }
 
   /**
-   * Give a server back. Reusable only when it is idle outside a transaction and the reset query
-   * succeeds; anything in an unknown state is closed, never reused.
+   * A server for this client: the most recently used idle one (probed first when unused for checkDelayMs), else a new
+   * login with `creds` within the limits, else the oldest-first wait queue. Rejects with the login's ServerError, or a
+   * PoolError (PoolTimeoutError, or full / closed / aborted: `signal` fired before a server was handed over).
    */
-  async release(conn: ServerConn, reusable: boolean): Promise<void> {
-    this.active.delete(conn);
-    if (!reusable || conn.closed || conn.txStatus !== 'I') {
-      this.close(conn, reusable ? `released in state ${conn.txStatus}` : 'released unusable');
-      return;
-    }
-    try {
-      if (this.opts.resetQuery) await conn.query(this.opts.resetQuery);
-    } catch {
-      this.close(conn, 'reset query failed');
-      return;
-    }
-    if (conn.closed) return;
-    conn.lastUsedAt = Date.now();
-    this.idle.push(conn);
+  acquire(creds: ServerCredentials, signal?: AbortSignal): Promise<ServerConn> {
+    if (this.closing) return Promise.reject(poolClosed());
+    if (signal?.aborted) return Promise.reject(aborted());
+    if (this.queue.length >= this.limits.maxWaiters) return Promise.reject(poolFull());
+    this.lastAcquireAt = Date.now();
+    return new Promise<ServerConn>((resolve, reject) => {
+      const w: Waiter = { creds, since: Date.now(), resolve, reject, timer: null, handle: null, done: false };
+      if (this.limits.queryWaitTimeoutMs > 0) {
+        w.timer = setTimeout(() => this.settle(w, new PoolTimeoutError()), this.limits.queryWaitTimeoutMs);
+      }
+      if (signal) {
+        const onAbort = () => this.settle(w, aborted());
+        signal.addEventListener('abort', onAbort, { once: true });
+        w.unlisten = () => signal.removeEventListener('abort', onAbort);
+      }
+      w.handle = this.queue.push(w);
+      this.pump();
+    });
   }
 
-  /** Close idle servers unused for longer than the idle timeout. Called by the janitor. */
-  expireIdle(now = Date.now()): void {
-    for (let i = this.idle.length - 1; i >= 0; i--) {
-      const c = this.idle[i];
-      if (now - c.lastUsedAt > this.opts.idleTimeoutMs) {
-        this.idle.splice(i, 1);
-        this.close(c, 'server_idle_timeout');
+  /**
+   * Give a server back; the old boolean form means { reusable, reset: true } (session mode). Closed unless reusable,
+   * open, idle outside a transaction ('I'), younger than lifetimeMs and, when `reset`, reset successfully; then handed
+   * to the oldest waiter or kept idle. Never throws.
+   */
+  async release(conn: ServerConn, opts: boolean | ReleaseOptions): Promise<void> {
+    const { reusable, reset = false } = typeof opts === 'boolean' ? { reusable: opts, reset: true } : opts;
+    const state = this.conns.get(conn)?.state;
+    if (state === undefined && conn.closed) return; // already closed and forgotten
+    if (state !== 'active') {
+      this.illegal(conn, state ?? 'new', 'idle', 'release of a server not handed out');
+      return;
+    }
+    const why = !reusable
+      ? 'released unusable'
+      : conn.closed || conn.socket.destroyed
+        ? 'server closed the connection'
+        : conn.txStatus !== 'I'
+          ? `released in transaction state ${conn.txStatus}`
+          : this.tooOld(conn, Date.now())
+            ? 'server_lifetime'
+            : null;
+    if (why) {
+      this.transition(conn, 'closed', why);
+      return;
+    }
+    if (reset && this.limits.resetQuery) {
+      this.transition(conn, 'resetting', 'reset');
+      const ok = await conn.query(this.limits.resetQuery, this.limits.connectTimeoutMs).then(
+        () => conn.txStatus === 'I' && !conn.closed,
+        () => false,
+      );
+      if (this.conns.get(conn)?.state !== 'resetting') return; // died or closeAll meanwhile
+      if (!ok) {
+        this.transition(conn, 'closed', 'reset query failed');
+        return;
       }
     }
+    // On top of the LIFO stack: the pump hands it straight to the oldest waiter, if any.
+    this.transition(conn, 'idle', 'released');
+    this.pump();
   }
 
+  /** Janitor tick: close idle servers past lifetimeMs or idleTimeoutMs, then serve waiters and top up minPoolSize. */
+  maintain(now = Date.now()): void {
+    const { idleTimeoutMs, minPoolSize } = this.limits;
+    for (const conn of [...this.idle]) {
+      if (this.tooOld(conn, now)) this.transition(conn, 'closed', 'server_lifetime');
+      else if (idleTimeoutMs > 0 && now - conn.lastUsedAt > idleTimeoutMs && this.total() > minPoolSize) {
+        this.transition(conn, 'closed', 'server_idle_timeout');
+      }
+    }
+    this.pump();
+  }
+
+  /** Reject every waiter with PoolClosedError, close every server; later acquires fail the same way. */
   closeAll(reason: string): void {
-    for (const c of this.idle.splice(0)) this.close(c, reason);
-    for (const c of this.active) this.close(c, reason);
-    this.active.clear();
+    this.closing = true;
+    for (const w of [...this.queue, ...this.inflight]) this.settle(w, poolClosed());
+    for (const conn of [...this.conns.keys()]) this.transition(conn, 'closed', reason);
+    this.db.pools.delete(this);
   }
 
-  private close(conn: ServerConn, reason: string): void {
-    if (!conn.closed) {
-      conn.close(reason);
-      this.opts.onEvent?.('server_close', conn, reason);
-    }
+  stats(now = Date.now()): PoolStats {
+    let oldest = this.queue.peek()?.since ?? now;
+    for (const w of this.inflight) oldest = Math.min(oldest, w.since);
+    const c = this.counts;
+    return {
+      idle: c.idle,
+      active: c.active,
+      tested: c.checking + c.resetting,
+      connecting: this.pending + c.connecting,
+      total: this.total(),
+      waiting: this.queue.length + this.inflight.size,
+      maxWaitMs: now - oldest,
+    };
   }
 
-  private forget(conn: ServerConn, reason: string): void {
-    const i = this.idle.indexOf(conn);
-    if (i >= 0) this.idle.splice(i, 1);
-    this.active.delete(conn);
-    if (!conn.closed) {
-      conn.closed = true;
-      conn.closeReason = reason;
-      this.opts.onEvent?.('server_close', conn, reason);
+  /** The pool's view of a server; undefined once closed or when not ours. */
+  stateOf(conn: ServerConn): ConnState | undefined {
+    return this.conns.get(conn)?.state;
+  }
+
+  /** Serve waiters oldest first; re-entrant calls (a close inside the loop) fold into the running loop. */
+  pump(): void {
+    if (this.pumping) {
+      this.again = true;
+      return;
     }
+    this.pumping = true;
+    try {
+      do this.again = false;
+      while (this.serveOne() || this.again);
+    } finally {
+      this.pumping = false;
+    }
+    this.topUp();
+  }
+
+  private serveOne(): boolean {
+    if (this.queue.length === 0) return false;
+    const conn = this.takeIdle();
+    if (!conn && !this.canOpen()) return false;
+    const w = this.queue.shift()!;
+    w.handle = null;
+    if (!conn) this.open(w, w.creds);
+    else if (this.limits.checkQuery && Date.now() - conn.lastUsedAt >= this.limits.checkDelayMs) this.check(conn, w);
+    else this.give(w, conn);
+    return true;
+  }
+
+  /** The most recently used idle server still worth handing out; dead or too old ones are closed on the way. */
+  private takeIdle(): ServerConn | null {
+    for (let conn = this.idle.at(-1); conn; conn = this.idle.at(-1)) {
+      if (conn.closed || conn.socket.destroyed) this.transition(conn, 'closed', 'server closed the connection');
+      else if (this.tooOld(conn, Date.now())) this.transition(conn, 'closed', 'server_lifetime');
+      else return conn;
+    }
+    return null;
+  }
+
+  private canOpen(): boolean {
+    if (this.closing || this.total() >= this.limits.poolSize) return false;
+    if (!this.dbFull()) return true;
+    // Like PgBouncer: at max_db_connections, close the oldest idle server of another pool of the database.
+    const donor = [...this.db.pools].find((p) => p !== this && p.idle.length > 0);
+    donor?.transition(donor.idle[0], 'closed', 'evicted (max_db_connections)');
+    return !this.dbFull();
+  }
+
+  private open(w: Waiter | null, creds: ServerCredentials): void {
+    if (w) this.inflight.add(w);
+    this.pending++;
+    this.db.used++;
+    const { target, key } = this.opts;
+    this.connector(target, key.startup, creds, key.user, this.limits.connectTimeoutMs).then(
+      (conn) => this.opened(conn, w, creds),
+      (err: Error) => this.openFailed(err, w),
+    );
+  }
+
+  private opened(conn: ServerConn, w: Waiter | null, creds: ServerCredentials): void {
+    this.pending--;
+    if (w) this.inflight.delete(w);
+    else this.prewarming = false;
+    this.prewarmCreds = creds; // proven by this login
+    this.transition(conn, 'connecting', 'login');
+    if (this.closing) this.transition(conn, 'closed', 'pool closed');
+    else if (!(w && this.give(w, conn))) this.transition(conn, 'idle', w ? 'acquirer gone' : 'min_pool_size');
+    this.pump();
+  }
+
+  private openFailed(err: Error, w: Waiter | null): void {
+    this.pending--;
+    this.db.used--;
+    if (w) {
+      this.inflight.delete(w);
+      if (!w.done) this.settle(w, err);
+      else this.opts.onError?.(`server login failed after its acquirer left: ${err.message}`, null);
+    } else {
+      this.prewarming = false;
+      this.prewarmRetryAt = Date.now() + 1_000;
+      if (/^28/.test((err as { sqlstate?: string }).sqlstate ?? '')) this.prewarmCreds = null;
+      this.opts.onError?.(`min_pool_size login failed: ${err.message}`, null);
+    }
+    this.slotFreed();
+  }
+
+  private check(conn: ServerConn, w: Waiter): void {
+    this.transition(conn, 'checking', 'server_check_delay');
+    this.inflight.add(w);
+    const after = (ok: boolean) => {
+      this.inflight.delete(w);
+      if (!ok || conn.txStatus !== 'I' || conn.closed || this.conns.get(conn)?.state !== 'checking') {
+        if (!w.done) w.handle = this.queue.unshift(w); // first in line for the next server
+        this.transition(conn, 'closed', 'check_failed');
+      } else if (!this.give(w, conn)) this.transition(conn, 'idle', 'checked');
+      this.pump();
+    };
+    conn.query(this.limits.checkQuery, this.limits.connectTimeoutMs).then(
+      () => after(true),
+      () => after(false),
+    );
+  }
+
+  /** Hand a server to a waiter (refused move: the waiter goes back to the front); false when the waiter left. */
+  private give(w: Waiter, conn: ServerConn): boolean {
+    if (w.done) return false;
+    if (this.transition(conn, 'active', 'acquired')) this.settle(w, conn);
+    else w.handle = this.queue.unshift(w);
+    return true;
+  }
+
+  /** Resolve or reject a waiter once, dropping its queue entry, timer and abort listener. */
+  private settle(w: Waiter, result: ServerConn | Error): void {
+    if (w.done) return;
+    w.done = true;
+    if (w.handle) this.queue.remove(w.handle);
+    w.handle = null;
+    this.inflight.delete(w);
+    if (w.timer) clearTimeout(w.timer);
+    w.unlisten?.();
+    if (result instanceof Error) w.reject(result);
+    else w.resolve(result);
+  }
+
+  /** Open servers in the background, one at a time, up to minPoolSize, with the last proven credentials. */
+  private topUp(): void {
+    const creds = this.prewarmCreds;
+    if (!creds || this.prewarming || this.closing || this.total() >= this.limits.minPoolSize) return;
+    if (this.dbFull() || Date.now() < this.prewarmRetryAt) return;
+    this.prewarming = true;
+    this.open(null, creds);
+  }
+
+  private slotFreed(): void {
+    this.pump();
+    if (this.db.max > 0) for (const p of this.db.pools) if (p !== this) p.pump();
+  }
+
+  private dbFull(): boolean {
+    return this.db.max > 0 && this.db.used >= this.db.max;
+  }
+
+  private total(): number {
+    return this.conns.size + this.pending;
+  }
+
+  private tooOld(conn: ServerConn, now: number): boolean {
+    return this.limits.lifetimeMs > 0 && now - conn.createdAt > this.limits.lifetimeMs;
+  }
+
+  private illegal(conn: ServerConn, from: ConnState | 'new', to: ConnState, reason: string): void {
+    this.opts.onError?.(`illegal server state transition ${from} -> ${to} (${reason}); closing server`, conn);
+    if (this.conns.has(conn)) this.transition(conn, 'closed', `illegal transition ${from} -> ${to}`);
+    else conn.close(`illegal transition ${from} -> ${to}`);
+  }
+
+  /**
+   * The only place a server changes state: keeps the idle stack, counts, listeners, db slots and events consistent.
+   * Illegal moves are reported through onError and close the server. Returns false when the move was refused.
+   */
+  private transition(conn: ServerConn, to: ConnState, reason: string): boolean {
+    const e = this.conns.get(conn);
+    const from = e?.state ?? 'new';
+    if (!e && to === 'closed') return true; // already closed and forgotten
+    if (!LEGAL[from].includes(to)) {
+      this.illegal(conn, from, to, reason);
+      return false;
+    }
+    const entry: Entry = e ?? {
+      state: to,
+      onClose: () => this.transition(conn, 'closed', conn.closeReason || 'server closed the connection'),
+      onIdleData: () => this.transition(conn, 'closed', 'unexpected data from idle server'),
+    };
+    if (e) this.counts[from as ConnState]--;
+    if (from === 'idle') {
+      this.idle.splice(this.idle.lastIndexOf(conn), 1);
+      conn.socket.off('data', entry.onIdleData);
+    }
+    entry.state = to;
+    switch (to) {
+      case 'connecting':
+        this.conns.set(conn, entry);
+        conn.socket.once('close', entry.onClose);
+        this.opts.onEvent?.('server_open', conn, reason);
+        break;
+      case 'idle':
+        conn.lastUsedAt = Date.now();
+        this.idle.push(conn);
+        conn.socket.on('data', entry.onIdleData);
+        break;
+      case 'closed':
+        this.conns.delete(conn);
+        conn.socket.off('close', entry.onClose);
+        conn.close(reason);
+        this.db.used--;
+        this.opts.onEvent?.('server_close', conn, reason);
+        this.slotFreed();
+        return true;
+    }
+    this.counts[to]++;
+    return true;
   }
 }

@@ -20,7 +20,12 @@ import { type Cancellable, sendCancel } from './cancel.js';
 import { AuthFailure, authenticateClient } from './client-auth.js';
 import { SecretLookupError } from './secrets.js';
 import type { SessionContext } from './context.js';
+import { describeFailure, LoginError } from './failures.js';
 import { Relay } from './relay.js';
+import type { ServerCredentials } from '../pool/credentials.js';
+import type { ServerTarget } from '../pool/server-conn.js';
+import { txLogin, txRelay } from './tx-login.js';
+import type { TxRelay } from './tx-relay.js';
 
 type State = 'startup' | 'auth' | 'connecting' | 'active' | 'closed';
 
@@ -47,6 +52,8 @@ export class ClientSession implements Cancellable {
   private pool: NodePool | null = null;
   private server: ServerConn | null = null;
   private relay: Relay | null = null;
+  /** Transaction mode: the relay that borrows a server per transaction (relay/server stay null). */
+  private tx: TxRelay | null = null;
   private readonly log;
 
   constructor(
@@ -68,7 +75,7 @@ export class ClientSession implements Cancellable {
 
   private readonly onData = (chunk: Buffer): void => {
     try {
-      if (this.state === 'active') this.relay!.fromClient(chunk);
+      if (this.state === 'active') (this.tx ?? this.relay!).fromClient(chunk);
       else if (this.state === 'startup') this.onStartupData(chunk);
       else if (this.state === 'auth' || this.state === 'connecting') this.authScanner!.push(chunk, this.authSink);
     } catch (e) {
@@ -211,17 +218,12 @@ export class ClientSession implements Cancellable {
     // Hold further client bytes in the kernel until the relay is ready.
     this.socket.pause();
     const target = this.ctx.primary();
+    if (this.ctx.poolMode(this.user, this.database) === 'transaction') return this.loginTransaction(target, creds, params);
     const startup: [string, string][] = [...params.entries()];
     const pool = this.ctx.pools.get(target, { user: this.user, database: this.database, startup });
-    let server: ServerConn;
-    try {
-      server = await pool.acquire(creds);
-    } catch (e) {
-      if (e instanceof ServerError && e.sqlstate === SQLSTATE.InvalidPassword) this.ctx.secrets.invalidate(this.user);
-      throw e;
-    }
+    const server = await this.serverLogin(() => pool.acquire(creds));
     if (this.isClosed()) {
-      void pool.release(server, true);
+      void pool.release(server, { reusable: true, reset: true });
       return;
     }
     this.pool = pool;
@@ -234,27 +236,75 @@ export class ClientSession implements Cancellable {
     this.startRelay(server);
   }
 
-  private startRelay(server: ServerConn): void {
+  /** A server login failing with a wrong password means the cached secret is stale. */
+  private async serverLogin<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof ServerError && e.sqlstate === SQLSTATE.InvalidPassword) this.ctx.secrets.invalidate(this.user);
+      throw e;
+    }
+  }
+
+  private async loginTransaction(target: ServerTarget, creds: ServerCredentials, startup: Map<string, string>): Promise<void> {
+    const pool = this.ctx.pools.get(target, { user: this.user, database: this.database, startup: [['user', this.user], ['database', this.database]] });
+    const { params, status, server } = await this.serverLogin(() => txLogin(pool, creds, startup));
+    void pool.release(server, { reusable: true, reset: false });
+    if (this.isClosed()) return;
+    this.pool = pool;
+    this.key = this.ctx.cancels.register(this);
+    this.socket.write(Buffer.concat([...status, encodeBackendKeyData(this.key.pid, this.key.secret), RFQ_IDLE]));
+    this.tx = txRelay(this.socket, this.ctx, pool, creds, params, {
+      onReady: (st) => this.onReady(st, this.tx!.plan.pending),
+      onTerminate: () => this.close('client terminated'),
+      onPinned: (reason) => {
+        this.log.info({ reason }, 'client pinned to its server connection');
+        this.ctx.events.clientPinned(reason);
+      },
+      onFatal: (err, where, canReport) => {
+        if (where === 'server_gone') this.onServerGone(canReport, null);
+        else if (where === 'idle_in_transaction') {
+          this.fatal({ severity: 'FATAL', code: '25P03', message: 'terminating connection due to idle-in-transaction timeout' });
+        } else this.failFromError(err);
+      },
+    });
+    this.activate();
+  }
+
+  private onReady(status: string, pending: number): void {
+    if (status === 'I' && this.ctx.isShuttingDown() && pending === 0) {
+      this.fatal({ severity: 'FATAL', code: SQLSTATE.AdminShutdown, message: 'terminating connection due to administrator command' });
+    }
+  }
+
+  private onServerGone(canReport: boolean, server: ServerConn | null): void {
+    this.log.warn({ server: server?.id, node: server?.target.node }, 'server connection lost mid-session');
+    if (canReport) {
+      this.fatal({
+        severity: 'FATAL',
+        code: SQLSTATE.ConnectionFailure,
+        message: 'server closed the connection unexpectedly',
+        detail: 'This probably means the server terminated abnormally before or while processing the request.',
+      });
+    } else this.close('server closed');
+  }
+
+  private activate(): void {
     if (this.loginTimer) clearTimeout(this.loginTimer);
     this.loginTimer = null;
+    this.state = 'active';
+    this.ctx.events.loginSucceeded();
+    this.log.debug({ user: this.user, database: this.database, mode: this.tx ? 'transaction' : 'session' }, 'client logged in');
+    const pump = this.tx ?? this.relay!;
+    for (const f of this.inbox.splice(0)) pump.fromClient(f);
+    this.socket.resume();
+  }
+
+  private startRelay(server: ServerConn): void {
     this.relay = new Relay(this.socket, server, this.ctx.settings.maxMessageSize, {
-      onReady: (status) => {
-        if (status === 'I' && this.ctx.isShuttingDown() && this.relay?.pendingReplies === 0) {
-          this.fatal({ severity: 'FATAL', code: SQLSTATE.AdminShutdown, message: 'terminating connection due to administrator command' });
-        }
-      },
+      onReady: (status) => this.onReady(status, this.relay?.pendingReplies ?? 0),
       onTerminate: () => this.close('client terminated'),
-      onServerGone: (canReport) => {
-        this.log.warn({ server: server.id, node: server.target.node }, 'server connection lost mid-session');
-        if (canReport) {
-          this.fatal({
-            severity: 'FATAL',
-            code: SQLSTATE.ConnectionFailure,
-            message: 'server closed the connection unexpectedly',
-            detail: 'This probably means the server terminated abnormally before or while processing the request.',
-          });
-        } else this.close('server closed');
-      },
+      onServerGone: (canReport) => this.onServerGone(canReport, server),
       onProtocolError: (err, fromClient) => {
         if (fromClient) this.failFromError(err);
         else {
@@ -263,11 +313,7 @@ export class ClientSession implements Cancellable {
         }
       },
     });
-    this.state = 'active';
-    this.ctx.events.loginSucceeded();
-    this.log.debug({ user: this.user, database: this.database, server: server.id }, 'client logged in');
-    for (const f of this.inbox.splice(0)) this.relay.fromClient(f);
-    this.socket.resume();
+    this.activate();
   }
 
   private isClosed(): boolean {
@@ -276,11 +322,11 @@ export class ClientSession implements Cancellable {
 
   /** Is the session idle enough to close right now during shutdown? */
   idle(): boolean {
-    return this.state !== 'active' || this.relay!.reusable();
+    return this.state !== 'active' || (this.tx ? this.tx.quiet() : this.relay!.reusable());
   }
 
   cancelTarget() {
-    const s = this.server;
+    const s = this.tx ? this.tx.attached : this.server;
     return s && !s.closed ? { target: s.target, pid: s.pid, secret: s.secret } : null;
   }
 
@@ -295,26 +341,10 @@ export class ClientSession implements Cancellable {
 
   private failFromError(e: unknown): void {
     if (this.state === 'closed') return;
-    if (e instanceof LoginError || e instanceof AuthFailure) {
-      this.ctx.events.loginFailed(e.sqlstate);
-      this.log.info({ user: this.user || undefined, sqlstate: e.sqlstate, msg2: e.message }, 'login rejected');
-      this.fatal({ severity: 'FATAL', code: e.sqlstate, message: e.message, detail: e.detail });
-    } else if (e instanceof ServerError) {
-      this.ctx.events.loginFailed(e.sqlstate);
-      this.log.info({ user: this.user, sqlstate: e.sqlstate, err: e.message }, 'server refused login');
-      if (e.frame) this.endWith(e.frame, 'server error');
-      else this.fatal({ severity: 'FATAL', code: e.sqlstate, message: e.message });
-    } else if (e instanceof SecretLookupError) {
-      this.ctx.events.loginFailed(SQLSTATE.ConnectionFailure);
-      this.log.warn({ user: this.user, err: e.message }, 'cannot look up the role secret');
-      this.fatal({ severity: 'FATAL', code: SQLSTATE.ConnectionFailure, message: e.message });
-    } else if (e instanceof ProtocolError) {
-      this.log.info({ err: e.message, sqlstate: e.sqlstate }, 'client protocol violation');
-      this.fatal({ severity: 'FATAL', code: e.sqlstate, message: e.message }, 'protocol violation');
-    } else {
-      this.log.error({ err: (e as Error)?.stack ?? String(e) }, 'session failed');
-      this.fatal({ severity: 'FATAL', code: SQLSTATE.InternalError, message: `pgnear internal error: ${(e as Error)?.message}` }, 'internal error');
-    }
+    const f = describeFailure(e);
+    if (f.loginFailed) this.ctx.events.loginFailed(f.sqlstate);
+    this.log[f.level]({ user: this.user || undefined, sqlstate: f.sqlstate, err: f.logMessage }, f.event);
+    this.endWith(f.frame, f.reason);
   }
 
   /** Send an ErrorResponse and close. */
@@ -347,12 +377,14 @@ export class ClientSession implements Cancellable {
     }
     if (this.key) this.ctx.cancels.unregister(this.key.pid);
     this.key = null;
+    this.tx?.close();
+    this.tx = null;
     const server = this.server;
     if (server) {
       this.server = null;
       const reusable = this.relay?.reusable() ?? false;
       this.relay?.detach();
-      void this.pool!.release(server, reusable);
+      void this.pool!.release(server, { reusable, reset: true });
     }
     if (this.counted) {
       this.counted = false;
@@ -362,14 +394,3 @@ export class ClientSession implements Cancellable {
   }
 }
 
-/** A login refused by pgnear itself, reported as FATAL with a Postgres SQLSTATE. */
-export class LoginError extends Error {
-  readonly code = 'PGNEAR_E_LOGIN';
-  constructor(
-    readonly sqlstate: string,
-    message: string,
-    readonly detail?: string,
-  ) {
-    super(message);
-  }
-}

@@ -6,6 +6,9 @@ import type { ServerTarget } from '../pool/server-conn.js';
 import type { CancelRegistry } from './cancel.js';
 import type { AuthMethod } from './client-auth.js';
 import type { SecretSource } from './secrets.js';
+import type { SessionEffects as SqlEffects } from '../routing/sql-analysis.js';
+
+export type { PinReason, SessionEffects as SqlEffects } from '../routing/sql-analysis.js';
 
 /** Session lifecycle events; observability subscribes, the session never imports metrics. */
 export interface SessionEvents {
@@ -13,6 +16,8 @@ export interface SessionEvents {
   clientClosed(reason: string): void;
   loginFailed(sqlstate: string): void;
   loginSucceeded(): void;
+  /** A transaction-mode client was pinned to its server. */
+  clientPinned(reason: string): void;
 }
 
 export interface SessionSettings {
@@ -21,6 +26,10 @@ export interface SessionSettings {
   maxClientConn: number;
   maxMessageSize: number;
   loginTimeoutMs: number;
+  /** Per-server LRU of pgnear-managed prepared statements (transaction mode). */
+  maxPreparedStatements: number;
+  /** 0 = never. */
+  idleTransactionTimeoutMs: number;
 }
 
 export interface SessionContext {
@@ -33,7 +42,12 @@ export interface SessionContext {
   events: SessionEvents;
   /** Where sessions go until routing lands: the primary. */
   primary(): ServerTarget;
+  /** Pool mode for a (user, database). */
+  poolMode(user: string, database: string): 'session' | 'transaction';
+  /** Session effects of a SQL string (cached; cheap for the common no-effect case). */
+  analyze(sql: string): SqlEffects;
   /** Sessions past startup, counted against max_client_conn. */
   activeClients: { count: number };
   isShuttingDown(): boolean;
 }
+

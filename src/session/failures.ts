@@ -1,0 +1,70 @@
+// Maps whatever ended a session (login refusal, server error, protocol violation, pool timeout) to the
+// ErrorResponse the client gets and to one structured log line.
+import { encodeError } from '../protocol/backend.js';
+import { SQLSTATE } from '../protocol/codes.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { ServerError } from '../pool/server-conn.js';
+import { AuthFailure } from './client-auth.js';
+import { SecretLookupError } from './secrets.js';
+
+/** A login refused by pgnear itself, reported as FATAL with a Postgres SQLSTATE. */
+export class LoginError extends Error {
+  readonly code = 'PGNEAR_E_LOGIN';
+  constructor(
+    readonly sqlstate: string,
+    message: string,
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Failure {
+  frame: Buffer;
+  sqlstate: string;
+  /** Counts as a failed login in metrics. */
+  loginFailed: boolean;
+  level: 'info' | 'warn' | 'error';
+  event: string;
+  logMessage: string;
+  reason: string;
+}
+
+/** The pool could not give a server in time (PoolTimeoutError and friends carry this code). */
+function isPoolError(e: unknown): e is Error & { sqlstate: string } {
+  const code = (e as { code?: string } | null)?.code;
+  return code === 'PGNEAR_E_POOL_TIMEOUT' || code === 'PGNEAR_E_POOL_FULL' || code === 'PGNEAR_E_POOL_CLOSED';
+}
+
+export function describeFailure(e: unknown): Failure {
+  const fatal = (code: string, message: string, detail?: string) => encodeError({ severity: 'FATAL', code, message, detail });
+  if (e instanceof LoginError || e instanceof AuthFailure) {
+    return { frame: fatal(e.sqlstate, e.message, e.detail), sqlstate: e.sqlstate, loginFailed: true, level: 'info', event: 'login rejected', logMessage: e.message, reason: e.message };
+  }
+  if (isPoolError(e)) {
+    // Worded like PgBouncer's "ERROR: query_wait_timeout" so operators recognise it; the client is then closed.
+    const frame = encodeError({ severity: 'ERROR', code: e.sqlstate, message: e.message });
+    return { frame, sqlstate: e.sqlstate, loginFailed: false, level: 'warn', event: 'no server connection for client', logMessage: e.message, reason: e.message };
+  }
+  if (e instanceof ServerError) {
+    const frame = e.frame ?? fatal(e.sqlstate, e.message);
+    return { frame, sqlstate: e.sqlstate, loginFailed: true, level: 'info', event: 'server refused login', logMessage: e.message, reason: 'server error' };
+  }
+  if (e instanceof SecretLookupError) {
+    const code = SQLSTATE.ConnectionFailure;
+    return { frame: fatal(code, e.message), sqlstate: code, loginFailed: true, level: 'warn', event: 'cannot look up the role secret', logMessage: e.message, reason: e.message };
+  }
+  if (e instanceof ProtocolError) {
+    return { frame: fatal(e.sqlstate, e.message), sqlstate: e.sqlstate, loginFailed: false, level: 'info', event: 'client protocol violation', logMessage: e.message, reason: 'protocol violation' };
+  }
+  const msg = (e as Error)?.message ?? String(e);
+  return {
+    frame: fatal(SQLSTATE.InternalError, `pgnear internal error: ${msg}`),
+    sqlstate: SQLSTATE.InternalError,
+    loginFailed: false,
+    level: 'error',
+    event: 'session failed',
+    logMessage: (e as Error)?.stack ?? msg,
+    reason: 'internal error',
+  };
+}

@@ -1,0 +1,155 @@
+// Replies a server still owes for forwarded client messages, so pgnear can hide replies to its own injected
+// messages and slot its own replies (ParseComplete, CloseComplete, errors) into the right place.
+import { BE } from '../protocol/codes.js';
+
+/** What a slot stands for. */
+export const Slot = {
+  /** One extended-protocol message (Parse, Bind, Describe, Execute, Close): ends at its terminal reply. */
+  Ext: 0,
+  /** Query, Sync or FunctionCall: ends at ReadyForQuery and ends any error state. */
+  Sync: 1,
+  /** Injected by pgnear: its success reply is dropped; an error is still shown (it is the client's error). */
+  Hidden: 2,
+  /** No server message: pgnear's own reply, emitted when every earlier reply has been forwarded. */
+  Synthetic: 3,
+} as const;
+export type Slot = (typeof Slot)[keyof typeof Slot];
+
+/** Terminal replies of extended messages: ParseComplete, BindComplete, CloseComplete, NoData, RowDescription
+ * (Describe), CommandComplete, EmptyQueryResponse, PortalSuspended (Execute). */
+const TERMINAL = new Uint8Array(256);
+for (const t of [BE.ParseComplete, BE.BindComplete, BE.CloseComplete, BE.NoData, BE.RowDescription, BE.CommandComplete, BE.EmptyQueryResponse, BE.PortalSuspended]) TERMINAL[t] = 1;
+
+/** Server message types the plan must see. */
+export const PLAN_WATCH: readonly number[] = [...Array(256).keys()].filter((t) => TERMINAL[t]).concat([BE.ErrorResponse, BE.ReadyForQuery]);
+
+/** Action for a server frame. */
+export const Verdict = { Forward: 0, Drop: 1 } as const;
+export type Verdict = (typeof Verdict)[keyof typeof Verdict];
+
+export interface PlanOutput {
+  /** Emit pgnear's own bytes to the client at this point of the stream. */
+  emit(bytes: Buffer): void;
+  /** A tagged slot got its reply (ok) or failed / was skipped after an error (not ok). */
+  settled(tag: number, ok: boolean): void;
+}
+
+/**
+ * A growable ring of slots (no Array#shift on the hot path). Each slot: kind, optional synthetic bytes,
+ * optional tag (caller's id for failure callbacks, e.g. a statement to forget when its Parse fails).
+ */
+export class ResponsePlan {
+  private kinds = new Uint8Array(64);
+  private tags = new Int32Array(64);
+  private bytes: (Buffer | null)[] = new Array(64).fill(null);
+  private head = 0;
+  private len = 0;
+  /** The server is discarding extended messages until the next Sync (after an error). */
+  private serverSkipping = false;
+
+  constructor(private readonly out: PlanOutput) {}
+
+  get pending(): number {
+    return this.len;
+  }
+
+  /** Does the server owe replies to a Sync, Query or FunctionCall? */
+  get awaitingReady(): boolean {
+    for (let i = 0; i < this.len; i++) if (this.kinds[(this.head + i) & (this.kinds.length - 1)] === Slot.Sync) return true;
+    return false;
+  }
+
+  /** Record a message sent to the server (or, for Synthetic, pgnear's own reply). */
+  push(kind: Slot, tag = 0, synthetic: Buffer | null = null): void {
+    if (kind === Slot.Sync) this.serverSkipping = false;
+    else if (this.serverSkipping) {
+      // The server ignores it, so it gets no reply of any kind.
+      if (tag) this.out.settled(tag, false);
+      return;
+    }
+    if (kind === Slot.Synthetic && this.len === 0) {
+      this.out.emit(synthetic!);
+      return;
+    }
+    if (this.len === this.kinds.length) this.grow();
+    const i = (this.head + this.len) & (this.kinds.length - 1);
+    this.kinds[i] = kind;
+    this.tags[i] = tag;
+    this.bytes[i] = synthetic;
+    this.len++;
+  }
+
+  /** Judge one watched server frame; emits synthetic replies that become due after it. */
+  onServerFrame(type: number): Verdict {
+    if (this.len === 0) return Verdict.Forward; // e.g. an async error while idle
+    const kind = this.kinds[this.head];
+    if (type === BE.ReadyForQuery) {
+      // Extended slots still queued before the Sync got no reply (error mode): drop them.
+      while (this.len > 0 && this.kinds[this.head] !== Slot.Sync) this.popFailed();
+      if (this.len > 0) this.pop();
+      return Verdict.Forward;
+    }
+    if (kind === Slot.Sync) return Verdict.Forward; // everything inside a simple query's reply
+    if (type === BE.ErrorResponse) {
+      this.popFailed();
+      // The server now skips to the next Sync: queued extended slots get nothing.
+      while (this.len > 0 && this.kinds[this.head] !== Slot.Sync) this.popFailed();
+      if (this.len === 0) this.serverSkipping = true;
+      return Verdict.Forward;
+    }
+    if (!TERMINAL[type]) return Verdict.Forward;
+    const tag = this.tags[this.head];
+    this.pop();
+    if (tag) this.out.settled(tag, true);
+    return kind === Slot.Hidden ? Verdict.Drop : Verdict.Forward;
+  }
+
+  /** A synthetic reply is due: forward the current frame first, then call drainSynthetic. */
+  get syntheticDue(): boolean {
+    return this.len > 0 && this.kinds[this.head] === Slot.Synthetic;
+  }
+
+  /** Emit synthetic replies now at the head (call after forwarding the frame that completed a slot). */
+  drainSynthetic(): void {
+    while (this.len > 0 && this.kinds[this.head] === Slot.Synthetic) {
+      const b = this.bytes[this.head]!;
+      this.pop();
+      this.out.emit(b);
+    }
+  }
+
+  /** Forget everything (server gone or session closing). */
+  clear(): void {
+    while (this.len > 0) this.popFailed();
+    this.serverSkipping = false;
+  }
+
+  private popFailed(): void {
+    const tag = this.tags[this.head];
+    this.pop();
+    if (tag) this.out.settled(tag, false);
+  }
+
+  private pop(): void {
+    this.bytes[this.head] = null;
+    this.head = (this.head + 1) & (this.kinds.length - 1);
+    this.len--;
+  }
+
+  private grow(): void {
+    const n = this.kinds.length * 2;
+    const kinds = new Uint8Array(n);
+    const tags = new Int32Array(n);
+    const bytes: (Buffer | null)[] = new Array(n).fill(null);
+    for (let i = 0; i < this.len; i++) {
+      const j = (this.head + i) & (this.kinds.length - 1);
+      kinds[i] = this.kinds[j];
+      tags[i] = this.tags[j];
+      bytes[i] = this.bytes[j];
+    }
+    this.kinds = kinds;
+    this.tags = tags;
+    this.bytes = bytes;
+    this.head = 0;
+  }
+}

@@ -1,0 +1,148 @@
+// Session settings under transaction pooling: what each client has set, what each server has applied,
+// and the SQL that makes a server match a client before it runs the client's next transaction.
+import type { ServerConn } from '../pool/server-conn.js';
+
+/** Startup parameters that are not settings. */
+const NOT_SETTINGS = new Set(['user', 'database', 'options', 'replication']);
+
+/** Settings a server carries beyond its own startup defaults, as read back from it (name → value). */
+const applied = new WeakMap<ServerConn, Map<string, string>>();
+
+export function appliedOn(conn: ServerConn): Map<string, string> {
+  let m = applied.get(conn);
+  if (!m) {
+    m = new Map();
+    applied.set(conn, m);
+  }
+  return m;
+}
+
+/** Parse libpq `options` ("-c name=value --name=value", backslash escapes spaces) into settings. */
+export function parseOptions(options: string): [string, string][] {
+  const words: string[] = [];
+  let cur = '';
+  let has = false;
+  for (let i = 0; i < options.length; i++) {
+    const ch = options[i];
+    if (ch === '\\' && i + 1 < options.length) {
+      cur += options[++i];
+      has = true;
+    } else if (ch === ' ' || ch === '\t' || ch === '\n') {
+      if (has) words.push(cur);
+      cur = '';
+      has = false;
+    } else {
+      cur += ch;
+      has = true;
+    }
+  }
+  if (has) words.push(cur);
+  const out: [string, string][] = [];
+  for (let i = 0; i < words.length; i++) {
+    let w = words[i];
+    if (w === '-c' && i + 1 < words.length) w = words[++i];
+    else if (w.startsWith('-c')) w = w.slice(2);
+    else if (w.startsWith('--')) w = w.slice(2);
+    else continue;
+    const eq = w.indexOf('=');
+    if (eq > 0) out.push([w.slice(0, eq).replace(/-/g, '_').toLowerCase(), w.slice(eq + 1)]);
+  }
+  return out;
+}
+
+export const quoteLiteral = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+
+export class SessionParams {
+  /** The client's session defaults: startup parameters and -c options. */
+  private readonly defaults = new Map<string, string>();
+  /** What the client's session currently has, beyond the server defaults. */
+  readonly wanted = new Map<string, string>();
+  /** Names the client may have changed on the server it holds; read back before the server is released. */
+  readonly dirty = new Set<string>();
+  /** RESET ALL / DISCARD ALL ran: the server is back at its own defaults. */
+  resetAll = false;
+
+  constructor(startup: Map<string, string>) {
+    for (const [k, v] of startup) {
+      if (NOT_SETTINGS.has(k)) continue;
+      this.defaults.set(k.toLowerCase(), v);
+    }
+    const opts = startup.get('options');
+    if (opts) for (const [k, v] of parseOptions(opts)) this.defaults.set(k, v);
+    for (const [k, v] of this.defaults) this.wanted.set(k, v);
+  }
+
+  /** SQL that makes `conn` carry this client's settings, or null when it already does. */
+  syncSql(conn: ServerConn): string | null {
+    const have = appliedOn(conn);
+    let sets = '';
+    let resets = '';
+    for (const [k, v] of this.wanted) {
+      if (have.get(k) !== v) sets += `${sets ? ', ' : 'SELECT '}pg_catalog.set_config(${quoteLiteral(k)}, ${quoteLiteral(v)}, false)`;
+    }
+    for (const k of have.keys()) if (!this.wanted.has(k)) resets += `RESET ${quoteIdent(k)}; `;
+    if (!sets && !resets) return null;
+    return resets + sets;
+  }
+
+  /** The sync SQL ran: the server now carries exactly the client's settings. */
+  synced(conn: ServerConn): void {
+    const have = appliedOn(conn);
+    have.clear();
+    for (const [k, v] of this.wanted) have.set(k, v);
+  }
+
+  /** The client ran SET / RESET / set_config on the server it holds. */
+  noteSet(names: readonly string[]): void {
+    for (const n of names) this.dirty.add(n);
+  }
+
+  noteReset(names: readonly string[], conn: ServerConn): void {
+    // RESET returns the server to *its* default, but the client's default may differ (startup parameter):
+    // forget the server's value, and mark it dirty so the next sync restores the client's default.
+    for (const n of names) {
+      const d = this.defaults.get(n);
+      if (d === undefined) this.wanted.delete(n);
+      else this.wanted.set(n, d);
+      appliedOn(conn).delete(n);
+      this.dirty.delete(n);
+    }
+  }
+
+  noteResetAll(conn: ServerConn): void {
+    this.wanted.clear();
+    for (const [k, v] of this.defaults) this.wanted.set(k, v);
+    appliedOn(conn).clear();
+    this.dirty.clear();
+  }
+
+  /** Query reading back dirty settings (one column, one row per name, in order), or null. */
+  readBackSql(): { sql: string; names: string[] } | null {
+    if (this.dirty.size === 0) return null;
+    const names = [...this.dirty];
+    return { sql: `SELECT unnest(ARRAY[${names.map((n) => `pg_catalog.current_setting(${quoteLiteral(n)}, true)`).join(', ')}])`, names };
+  }
+
+  /** Record read-back values: they are now both what the client has and what the server carries. */
+  readBack(conn: ServerConn, names: string[], values: (string | null)[]): void {
+    const have = appliedOn(conn);
+    names.forEach((n, i) => {
+      const v = values[i];
+      if (v === null || v === undefined) {
+        this.wanted.delete(n);
+        have.delete(n);
+      } else {
+        this.wanted.set(n, v);
+        have.set(n, v);
+      }
+    });
+    this.dirty.clear();
+  }
+}
+
+function quoteIdent(name: string): string {
+  return name
+    .split('.')
+    .map((p) => `"${p.replace(/"/g, '""')}"`)
+    .join('.');
+}

@@ -1,0 +1,99 @@
+// Prepared statements under transaction pooling: each client's names map to pgnear-owned names shared by
+// every client with the same text and parameter types, prepared lazily on whichever server runs them.
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { ServerConn } from '../pool/server-conn.js';
+
+/** A statement as the client prepared it. */
+export interface ClientStatement {
+  /** pgnear's name on the servers. */
+  shared: string;
+  sql: string;
+  /** Parameter-type section of the Parse (count + oids). */
+  types: Buffer;
+}
+
+/** pgnear's name for (text, parameter types): deterministic, so no global registry is needed. */
+export function sharedName(sql: string, types: Buffer): string {
+  return `pgnear_${createHash('sha1').update(types).update('\0').update(sql).digest('base64url').slice(0, 22)}`;
+}
+
+/** Statements one server has prepared under shared names, bounded; evicted ones are closed on next use. */
+export class ServerStatements {
+  /** Names evicted from the cache, to Close on the server before its next request. */
+  readonly toClose: string[] = [];
+  private readonly cache: LRUCache<string, true>;
+
+  constructor(max: number) {
+    this.cache = new LRUCache<string, true>({
+      max,
+      dispose: (_v, name, reason) => {
+        if (reason === 'evict') this.toClose.push(name);
+      },
+    });
+  }
+
+  has(name: string): boolean {
+    return this.cache.get(name) === true;
+  }
+
+  add(name: string): void {
+    this.cache.set(name, true);
+  }
+
+  /** The server lost it (its Parse failed). */
+  forget(name: string): void {
+    this.cache.delete(name);
+  }
+
+  /** DEALLOCATE ALL / DISCARD ALL ran on the server. */
+  clear(): void {
+    this.cache.clear();
+    this.toClose.length = 0;
+  }
+}
+
+const perServer = new WeakMap<ServerConn, ServerStatements>();
+
+export function serverStatements(conn: ServerConn, max: number): ServerStatements {
+  let s = perServer.get(conn);
+  if (!s) {
+    s = new ServerStatements(max);
+    perServer.set(conn, s);
+  }
+  return s;
+}
+
+/** One client's protocol-level named statements. */
+export class ClientStatements {
+  private readonly byName = new Map<string, ClientStatement>();
+
+  constructor(private readonly max: number) {}
+
+  get(name: string): ClientStatement | undefined {
+    return this.byName.get(name);
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  /** False when the client already holds as many statements as allowed. */
+  add(name: string, st: ClientStatement): boolean {
+    if (this.byName.size >= this.max * 10 && !this.byName.has(name)) return false;
+    this.byName.set(name, st);
+    return true;
+  }
+
+  delete(name: string): void {
+    this.byName.delete(name);
+  }
+
+  clear(): void {
+    this.byName.clear();
+  }
+
+  get size(): number {
+    return this.byName.size;
+  }
+}

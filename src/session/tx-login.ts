@@ -1,0 +1,56 @@
+// Transaction-mode login: borrow a server to prove the login and learn its parameters, give it back,
+// and hand the client a relay that borrows servers per transaction.
+import type net from 'node:net';
+import { encodeParameterStatus } from '../protocol/backend.js';
+import type { NodePool } from '../pool/node-pool.js';
+import { ServerError, type ServerConn } from '../pool/server-conn.js';
+import type { ServerCredentials } from '../pool/credentials.js';
+import type { SessionContext } from './context.js';
+import { SessionParams } from './session-params.js';
+import { TxMessages } from './tx-messages.js';
+import { TxRelay, type TxRelayDeps } from './tx-relay.js';
+
+/** The ParameterStatus frames a client gets at login: the server's, after the client's settings were applied. */
+export async function txLogin(
+  pool: NodePool,
+  creds: ServerCredentials,
+  startup: Map<string, string>,
+): Promise<{ params: SessionParams; status: Buffer[]; server: ServerConn }> {
+  const params = new SessionParams(startup);
+  const server = await pool.acquire(creds);
+  try {
+    const sql = params.syncSql(server);
+    if (sql) {
+      await server.query(sql);
+      params.synced(server);
+    }
+  } catch (e) {
+    pool.release(server, { reusable: !server.closed && server.txStatus === 'I', reset: false });
+    // A startup parameter the server refuses fails the login, as it would on a direct connection.
+    if (e instanceof ServerError) throw new ServerError(e.message, e.sqlstate, null, 'FATAL');
+    throw e;
+  }
+  const status: Buffer[] = [];
+  for (const [k, v] of server.params) status.push(encodeParameterStatus(k, v));
+  return { params, status, server };
+}
+
+export function txRelay(
+  socket: net.Socket,
+  ctx: SessionContext,
+  pool: NodePool,
+  creds: ServerCredentials,
+  params: SessionParams,
+  hooks: Pick<TxRelayDeps, 'onReady' | 'onTerminate' | 'onPinned' | 'onFatal'>,
+): TxRelay {
+  const s = ctx.settings;
+  return new TxRelay(socket, {
+    acquire: (signal) => pool.acquire(creds, signal),
+    release: (conn, reusable) => void pool.release(conn, { reusable, reset: false }),
+    messages: new TxMessages((sql) => ctx.analyze(sql), params, s.maxPreparedStatements),
+    params,
+    maxMessage: s.maxMessageSize,
+    idleTransactionTimeoutMs: s.idleTransactionTimeoutMs,
+    ...hooks,
+  });
+}

@@ -1,0 +1,213 @@
+// Client messages in transaction mode: renames prepared statements to pgnear's shared names, answers what
+// the server must not see, and notes session effects (SET, pins) of the SQL the client runs.
+import { encodeError } from '../protocol/backend.js';
+import { FE } from '../protocol/codes.js';
+import {
+  bindStatement,
+  CLOSE_COMPLETE,
+  decodeParse,
+  decodeTarget,
+  encodeParse,
+  encodeTarget,
+  KIND_STATEMENT,
+  PARSE_COMPLETE,
+  rewriteBindStatement,
+} from '../protocol/extended.js';
+import { decodeQuery } from '../protocol/frontend.js';
+import type { ServerConn } from '../pool/server-conn.js';
+import type { PinReason, SqlEffects } from './context.js';
+import { type ResponsePlan, Slot } from './response-plan.js';
+import type { SessionParams } from './session-params.js';
+import { ClientStatements, type ServerStatements, serverStatements, sharedName } from './statements.js';
+
+/** What the handler needs from the relay that owns the server connection. */
+export interface TxOutput {
+  /** Write bytes to the server after whatever the client scanner has pending. */
+  send(bytes: Buffer): void;
+  readonly plan: ResponsePlan;
+  readonly server: ServerConn;
+  pin(reason: PinReason | 'sql_deallocate'): void;
+}
+
+const DISCARD_ALL = /^\s*discard\s+all\s*;?\s*$/i;
+const DEALLOCATE_ALL = /^\s*deallocate\s+(prepare\s+)?all\s*;?\s*$/i;
+
+interface ParseTag {
+  name: string;
+  shared: string;
+  ss: ServerStatements;
+}
+
+export class TxMessages {
+  readonly statements: ClientStatements;
+  /** Effects of the unnamed statement, applied when it is bound. */
+  private unnamedEffects: SqlEffects | null = null;
+  /** pgnear answered a message with an error: drop messages until Sync, as the server would. */
+  private localError = false;
+  private readonly effectsOf = new WeakMap<object, SqlEffects>();
+  private readonly tags = new Map<number, ParseTag>();
+  private nextTag = 1;
+
+  constructor(
+    private readonly analyze: (sql: string) => SqlEffects,
+    private readonly params: SessionParams,
+    private readonly maxPrepared: number,
+  ) {
+    this.statements = new ClientStatements(maxPrepared);
+  }
+
+  /** Handle one client message for the attached server; true = forward it unchanged. */
+  handle(type: number, f: Buffer, out: TxOutput): boolean {
+    if (this.localError && type !== FE.Sync) return false;
+    switch (type) {
+      case FE.Query: {
+        const sql = decodeQuery(f);
+        this.apply(this.analyze(sql), out);
+        if (DISCARD_ALL.test(sql) || DEALLOCATE_ALL.test(sql)) this.dropAllStatements(out);
+        out.plan.push(Slot.Sync);
+        return true;
+      }
+      case FE.Parse:
+        return this.parse(f, out);
+      case FE.Bind:
+        return this.bind(f, out);
+      case FE.Describe:
+        return this.describe(f, out);
+      case FE.Close:
+        return this.close(f, out);
+      case FE.Execute:
+        out.plan.push(Slot.Ext);
+        return true;
+      case FE.Sync:
+        this.localError = false;
+        out.plan.push(Slot.Sync);
+        return true;
+      case FE.FunctionCall:
+        out.plan.push(Slot.Sync);
+        return true;
+      default:
+        return true; // Flush, CopyDone, CopyFail: no reply of their own
+    }
+  }
+
+  /** A Parse this handler sent got its reply; if it failed, the statement does not exist. */
+  settled(tag: number, ok: boolean): void {
+    const t = this.tags.get(tag);
+    if (!t) return;
+    this.tags.delete(tag);
+    if (ok) return;
+    if (t.name && this.statements.get(t.name)?.shared === t.shared) this.statements.delete(t.name);
+    t.ss.forget(t.shared);
+  }
+
+  /** Close statements the server evicted from its cache before the client's messages run. */
+  closeEvicted(out: TxOutput): void {
+    const ss = serverStatements(out.server, this.maxPrepared);
+    for (const name of ss.toClose.splice(0)) {
+      out.send(encodeTarget(FE.Close, KIND_STATEMENT, name));
+      out.plan.push(Slot.Hidden);
+    }
+  }
+
+  private parse(f: Buffer, out: TxOutput): boolean {
+    const p = decodeParse(f);
+    const effects = this.analyze(p.sql);
+    if (effects.pins.length) out.pin(effects.pins[0]);
+    if (p.name === '') {
+      this.unnamedEffects = effects;
+      out.plan.push(Slot.Ext);
+      return true;
+    }
+    if (this.statements.has(p.name)) return this.fail(out, '42P05', `prepared statement "${p.name}" already exists`);
+    const st = { shared: sharedName(p.sql, p.types), sql: p.sql, types: Buffer.from(p.types) };
+    if (!this.statements.add(p.name, st)) {
+      return this.fail(out, '54000', `too many prepared statements on this connection (pgnear keeps at most ${this.maxPrepared * 10})`);
+    }
+    this.effectsOf.set(st, effects);
+    const ss = serverStatements(out.server, this.maxPrepared);
+    if (ss.has(st.shared)) {
+      out.plan.push(Slot.Synthetic, 0, PARSE_COMPLETE);
+      return false;
+    }
+    ss.add(st.shared);
+    out.send(encodeParse(st.shared, st.sql, st.types));
+    out.plan.push(Slot.Ext, this.tag(p.name, st.shared, ss));
+    return false;
+  }
+
+  private bind(f: Buffer, out: TxOutput): boolean {
+    const name = bindStatement(f);
+    const st = name === '' ? undefined : this.statements.get(name);
+    if (!st) {
+      // Unnamed, or unknown: the server answers exactly as Postgres does (26000 names the client's statement).
+      if (name === '' && this.unnamedEffects) this.apply(this.unnamedEffects, out);
+      out.plan.push(Slot.Ext);
+      return true;
+    }
+    this.ensurePrepared(st, out);
+    const effects = this.effectsOf.get(st);
+    if (effects) this.apply(effects, out);
+    out.send(rewriteBindStatement(f, st.shared));
+    out.plan.push(Slot.Ext);
+    return false;
+  }
+
+  private describe(f: Buffer, out: TxOutput): boolean {
+    const d = decodeTarget(f);
+    const st = d.kind === KIND_STATEMENT && d.name !== '' ? this.statements.get(d.name) : undefined;
+    if (!st) {
+      out.plan.push(Slot.Ext);
+      return true;
+    }
+    this.ensurePrepared(st, out);
+    out.send(encodeTarget(FE.Describe, KIND_STATEMENT, st.shared));
+    out.plan.push(Slot.Ext);
+    return false;
+  }
+
+  private close(f: Buffer, out: TxOutput): boolean {
+    const c = decodeTarget(f);
+    if (c.kind !== KIND_STATEMENT || c.name === '') {
+      out.plan.push(Slot.Ext);
+      return true;
+    }
+    // Shared statements stay prepared on the servers for other clients; closing a missing name is no error.
+    this.statements.delete(c.name);
+    out.plan.push(Slot.Synthetic, 0, CLOSE_COMPLETE);
+    return false;
+  }
+
+  /** The server lacks the shared statement (another server prepared it, or it was evicted): prepare it quietly. */
+  private ensurePrepared(st: { shared: string; sql: string; types: Buffer }, out: TxOutput): void {
+    const ss = serverStatements(out.server, this.maxPrepared);
+    if (ss.has(st.shared)) return;
+    ss.add(st.shared);
+    out.send(encodeParse(st.shared, st.sql, st.types));
+    out.plan.push(Slot.Hidden, this.tag('', st.shared, ss));
+  }
+
+  private apply(e: SqlEffects, out: TxOutput): void {
+    if (e.pins.length) out.pin(e.pins[0]);
+    if (e.sets.length) this.params.noteSet(e.sets);
+    if (e.resets.length) this.params.noteReset(e.resets, out.server);
+    if (e.resetAll) this.params.noteResetAll(out.server);
+  }
+
+  private dropAllStatements(out: TxOutput): void {
+    this.statements.clear();
+    serverStatements(out.server, this.maxPrepared).clear();
+  }
+
+  private fail(out: TxOutput, code: string, message: string): boolean {
+    this.localError = true;
+    out.plan.push(Slot.Synthetic, 0, encodeError({ severity: 'ERROR', code, message }));
+    return false;
+  }
+
+  private tag(name: string, shared: string, ss: ServerStatements): number {
+    const t = this.nextTag++;
+    if (this.nextTag > 0x7fffffff) this.nextTag = 1;
+    this.tags.set(t, { name, shared, ss });
+    return t;
+  }
+}
