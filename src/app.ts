@@ -11,7 +11,7 @@ import { CancelRegistry } from './session/cancel.js';
 import type { SessionContext } from './session/context.js';
 import { Listener } from './session/listener.js';
 import { Secrets } from './session/secrets.js';
-import { initSqlAnalysis, sessionEffectsFast, SqlAnalyzer } from './routing/sql-analysis.js';
+import { initSqlAnalysis, SqlAnalyzer } from './routing/sql-analysis.js';
 import { selfSignedCert } from './util/selfsigned.js';
 
 export interface App {
@@ -96,7 +96,7 @@ export async function startApp(cfg: Config, log: Logger): Promise<App> {
     primary: () => primary,
     poolMode: (user, database) =>
       cfg.auth.users.find((u) => u.name === user)?.pool_mode ?? cfg.databases.find((d) => d.name === database)?.pool_mode ?? cfg.pool_mode,
-    analyze: (sql) => sessionEffectsFast(sql) ?? analyzer.analyze(sql),
+    analyze: (sql) => analyzer.effects(sql),
     activeClients,
     isShuttingDown: () => shuttingDown,
   };

@@ -78,8 +78,6 @@ export class NodePool {
   private closing = false;
   private pumping = false;
   private again = false;
-  /** For dropping unused pools. */
-  lastAcquireAt = Date.now();
 
   constructor(readonly opts: NodePoolOptions) {
     this.limits = opts.limits;
@@ -97,7 +95,6 @@ export class NodePool {
     if (this.closing) return Promise.reject(poolClosed());
     if (signal?.aborted) return Promise.reject(aborted());
     if (this.queue.length >= this.limits.maxWaiters) return Promise.reject(poolFull());
-    this.lastAcquireAt = Date.now();
     return new Promise<ServerConn>((resolve, reject) => {
       const w: Waiter = { creds, since: Date.now(), resolve, reject, timer: null, handle: null, done: false };
       if (this.limits.queryWaitTimeoutMs > 0) {
@@ -126,15 +123,7 @@ export class NodePool {
       this.illegal(conn, state ?? 'new', 'idle', 'release of a server not handed out');
       return;
     }
-    const why = !reusable
-      ? 'released unusable'
-      : conn.closed || conn.socket.destroyed
-        ? 'server closed the connection'
-        : conn.txStatus !== 'I'
-          ? `released in transaction state ${conn.txStatus}`
-          : this.tooOld(conn, Date.now())
-            ? 'server_lifetime'
-            : null;
+    const why = reusable ? this.unfit(conn, Date.now()) : 'released unusable';
     if (why) {
       this.transition(conn, 'closed', why);
       return;
@@ -151,19 +140,20 @@ export class NodePool {
         return;
       }
     }
-    // On top of the LIFO stack: the pump hands it straight to the oldest waiter, if any.
+    // On top of the LIFO stack: the pump hands it straight to the oldest waiter, if any; at max_db_connections,
+    // waiters of other pools of the database may take its slot (evicting it).
     this.transition(conn, 'idle', 'released');
-    this.pump();
+    if (this.dbFull()) this.slotFreed();
+    else this.pump();
   }
 
   /** Janitor tick: close idle servers past lifetimeMs or idleTimeoutMs, then serve waiters and top up minPoolSize. */
   maintain(now = Date.now()): void {
     const { idleTimeoutMs, minPoolSize } = this.limits;
     for (const conn of [...this.idle]) {
-      if (this.tooOld(conn, now)) this.transition(conn, 'closed', 'server_lifetime');
-      else if (idleTimeoutMs > 0 && now - conn.lastUsedAt > idleTimeoutMs && this.total() > minPoolSize) {
-        this.transition(conn, 'closed', 'server_idle_timeout');
-      }
+      const expired = idleTimeoutMs > 0 && now - conn.lastUsedAt > idleTimeoutMs && this.total() > minPoolSize;
+      const why = this.unfit(conn, now) ?? (expired ? 'server_idle_timeout' : null);
+      if (why) this.transition(conn, 'closed', why);
     }
     this.pump();
   }
@@ -227,9 +217,9 @@ export class NodePool {
   /** The most recently used idle server still worth handing out; dead or too old ones are closed on the way. */
   private takeIdle(): ServerConn | null {
     for (let conn = this.idle.at(-1); conn; conn = this.idle.at(-1)) {
-      if (conn.closed || conn.socket.destroyed) this.transition(conn, 'closed', 'server closed the connection');
-      else if (this.tooOld(conn, Date.now())) this.transition(conn, 'closed', 'server_lifetime');
-      else return conn;
+      const why = this.unfit(conn, Date.now());
+      if (!why) return conn;
+      this.transition(conn, 'closed', why);
     }
     return null;
   }
@@ -341,8 +331,11 @@ export class NodePool {
     return this.conns.size + this.pending;
   }
 
-  private tooOld(conn: ServerConn, now: number): boolean {
-    return this.limits.lifetimeMs > 0 && now - conn.createdAt > this.limits.lifetimeMs;
+  /** Why a server must not be reused ('server_lifetime': rotated between transactions), or null. */
+  private unfit(conn: ServerConn, now: number): string | null {
+    if (conn.closed || conn.socket.destroyed) return 'server closed the connection';
+    if (conn.txStatus !== 'I') return `server in transaction state ${conn.txStatus}`;
+    return this.limits.lifetimeMs > 0 && now - conn.createdAt > this.limits.lifetimeMs ? 'server_lifetime' : null;
   }
 
   private illegal(conn: ServerConn, from: ConnState | 'new', to: ConnState, reason: string): void {

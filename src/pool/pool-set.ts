@@ -38,7 +38,7 @@ export type PoolLimits = typeof DEFAULT_POOL_LIMITS;
 
 /**
  * Exactly one 'server_open' and one 'server_close' per server. Close reasons include 'server_idle_timeout',
- * 'server_lifetime', 'check_failed', 'reset query failed', 'released unusable', 'released in transaction state T|E',
+ * 'server_lifetime', 'check_failed', 'reset query failed', 'released unusable', 'server in transaction state T|E',
  * 'unexpected data from idle server', 'server closed the connection', 'evicted (max_db_connections)', or closeAll's.
  */
 export type PoolEventHook = (event: 'server_open' | 'server_close', conn: ServerConn, reason: string) => void;
@@ -77,7 +77,7 @@ export interface NodePoolOptions {
   onError?: (message: string, conn: ServerConn | null) => void;
 }
 
-/** reusable: the caller saw the server idle at a message boundary (false closes it); reset: run resetQuery (default). */
+/** reusable: the caller saw the server idle at a message boundary (false closes it); reset: run resetQuery first. */
 export type ReleaseOptions = { reusable: boolean; reset?: boolean };
 
 /** Defaults for the limits left undefined; minPoolSize is capped at poolSize. */
@@ -95,8 +95,6 @@ export type PoolSettings = Partial<PoolLimits> &
   Pick<NodePoolOptions, 'connect' | 'onEvent' | 'onError'> & {
     /** Janitor period (idle/lifetime expiry, min_pool_size top-up). Default 1000. */
     janitorIntervalMs?: number;
-    /** Drop a pool with no server and no waiter after this long without an acquire (0 = never). Default 300000. */
-    dropUnusedAfterMs?: number;
   };
 
 export interface PoolSetStats extends PoolStats {
@@ -155,18 +153,12 @@ export class PoolSet {
     }));
   }
 
-  /** One janitor pass: expiry and top-up in every pool, then forget long-unused empty pools. */
+  /**
+   * One janitor pass: idle/lifetime expiry and min_pool_size top-up in every pool. Pools are never dropped: sessions
+   * (transaction mode) keep a pool across transactions, and a second pool for the same key would double its limits.
+   */
   maintain(now = Date.now()): void {
-    const dropAfter = this.settings.dropUnusedAfterMs ?? 300_000;
-    for (const [id, p] of this.pools) {
-      p.maintain(now);
-      const s = p.stats(now);
-      if (dropAfter > 0 && s.total === 0 && s.waiting === 0 && now - p.lastAcquireAt > dropAfter) {
-        p.closeAll('pool dropped');
-        this.pools.delete(id);
-      }
-    }
-    for (const [id, db] of this.dbs) if (db.pools.size === 0) this.dbs.delete(id);
+    for (const p of this.pools.values()) p.maintain(now);
   }
 
   /** Stop the janitor, reject all waiters (57P01) and close every server. */

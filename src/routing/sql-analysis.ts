@@ -4,9 +4,11 @@
 //   analyze(sql)     full parse (libpg-query, ~20 µs) cached by exact text in an LRU; gives effects and `write`.
 //   effectsFast(sql) no parse: NO_SESSION_EFFECTS when a cheap lexical test proves the text has no session
 //                    effect, else null (then call analyze). It says nothing about read/write.
-// Measured (Node 20, x64, single core, tsx; /tmp micro-bench, not a unit test):
-//   effectsFast on a typical one-line SELECT/INSERT ≈ 60-70 ns/op (first keyword + ';' scan + one regex);
-//   analyze warm cache hit ≈ 70-80 ns/op; analyze cold (cache miss, parse + walk) ≈ 15-30 µs/op.
+// Measured on the 2-vCPU dev VM (Node 20, tsx; a /tmp micro-bench, not a unit test; this VM is slow, so compare ratios):
+//   effectsFast ≈ 100-250 ns/op for typical 50-140-char SELECT/INSERT/UPDATE texts (mostly the one regex scan),
+//     ≈ 30 ns/op to reject a SET; analyze() warm cache hit ≈ 25-70 ns/op; cold (parse + walk) ≈ 21-31 µs/op.
+//   So a cache hit beats the fast path; the fast path saves the parse for texts not (yet) cached. effects() does
+//   cache → fast path → parse, in that order.
 //
 // Semantics worth knowing:
 // - Effects are names only (which GUCs changed), in first-seen order, deduplicated; values and statement order
@@ -177,7 +179,8 @@ function setConfig(acc: Acc, args: Node[] | undefined): boolean {
     } else if (i < 3) slots[i] = a;
     else ok = false;
   });
-  const isLocal = constant(slots[2]);
+  const local = constant(slots[2]);
+  const isLocal = typeof local === 'string' ? parseBool(local) : local; // an unknown-type literal coerces to bool
   if (ok && slots[2] !== undefined && isLocal === true) return false; // transaction-scoped
   const name = constant(slots[0]);
   // set_config treats a NULL is_local as false.
@@ -197,19 +200,15 @@ function funcCall(acc: Acc, fc: FuncCall, writeFns: ReadonlySet<string>): boolea
 const TEMP_SCHEMA = /^pg_temp(_\d+)?$/;
 const MODIFYING = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
 /** CREATE statements → field holding the new object's RangeVar (TEMP or pg_temp) or its qualified name (pg_temp). */
-const CREATED_REL = new Map([
-  ['CreateStmt', 'relation'],
-  ['ViewStmt', 'view'],
-  ['CreateSeqStmt', 'sequence'],
-  ['CompositeTypeStmt', 'typevar'],
-]);
-const CREATED_NAME = new Map([
-  ['CreateFunctionStmt', 'funcname'],
-  ['CreateEnumStmt', 'typeName'],
-  ['CreateRangeStmt', 'typeName'],
-  ['CreateDomainStmt', 'domainname'],
-  ['DefineStmt', 'defnames'],
-]);
+// prettier-ignore
+const CREATED_REL = new Map(Object.entries({
+  CreateStmt: 'relation', ViewStmt: 'view', CreateSeqStmt: 'sequence', CompositeTypeStmt: 'typevar',
+}));
+// prettier-ignore
+const CREATED_NAME = new Map(Object.entries({
+  CreateFunctionStmt: 'funcname', CreateEnumStmt: 'typeName', CreateRangeStmt: 'typeName',
+  CreateDomainStmt: 'domainname', DefineStmt: 'defnames',
+}));
 
 function tempRel(acc: Acc, rel: RangeVar | undefined, onCommit?: string): void {
   if (!rel || onCommit === 'ONCOMMIT_DROP') return;
@@ -224,31 +223,34 @@ function tempName(acc: Acc, names: Node[] | undefined): void {
 /** Visits every node under `root`: records effects, returns whether anything in it makes the statement a write. */
 function walk(acc: Acc, root: unknown, writeFns: ReadonlySet<string>): boolean {
   let write = false;
-  const stack: unknown[] = [root];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (Array.isArray(v)) {
-      for (const x of v) if (isObj(x)) stack.push(x);
-      continue;
+  // Pre-order with children pushed in reverse: nodes are met in field/list order, so effects keep source order.
+  const keys: string[] = [''];
+  const vals: unknown[] = [root];
+  const push = (key: string, v: unknown): void => {
+    if (!isObj(v)) return;
+    keys.push(key);
+    vals.push(v);
+  };
+  while (vals.length > 0) {
+    const k = keys.pop()!;
+    const c = vals.pop();
+    if (k === 'FuncCall') {
+      if (funcCall(acc, c as FuncCall, writeFns)) write = true;
+    } else if (MODIFYING.has(k) || (k === 'lockingClause' && Array.isArray(c) && c.length > 0)) {
+      write = true;
+    } else if (k === 'intoClause' || k === 'into') {
+      write = true; // SELECT … INTO / CREATE TABLE … AS
+      tempRel(acc, (c as IntoClause).rel, (c as IntoClause).onCommit);
+    } else if (CREATED_REL.has(k)) {
+      tempRel(acc, (c as Obj)[CREATED_REL.get(k)!] as RangeVar, (c as Obj).oncommit as string | undefined);
+    } else if (CREATED_NAME.has(k)) {
+      tempName(acc, (c as Obj)[CREATED_NAME.get(k)!] as Node[]);
     }
-    if (!isObj(v)) continue;
-    for (const k in v) {
-      const c = v[k];
-      if (!isObj(c)) continue;
-      stack.push(c);
-      if (k === 'FuncCall') {
-        if (funcCall(acc, c as FuncCall, writeFns)) write = true;
-      } else if (MODIFYING.has(k) || (k === 'lockingClause' && Array.isArray(c) && c.length > 0)) {
-        write = true;
-      } else if (k === 'intoClause' || k === 'into') {
-        // SELECT … INTO / CREATE TABLE … AS
-        write = true;
-        tempRel(acc, (c as IntoClause).rel, (c as IntoClause).onCommit);
-      } else if (CREATED_REL.has(k)) {
-        tempRel(acc, (c as Obj)[CREATED_REL.get(k)!] as RangeVar, (c as Obj).oncommit as string | undefined);
-      } else if (CREATED_NAME.has(k)) {
-        tempName(acc, (c as Obj)[CREATED_NAME.get(k)!] as Node[]);
-      }
+    if (Array.isArray(c)) {
+      for (let i = c.length - 1; i >= 0; i--) push('', c[i]);
+    } else if (isObj(c)) {
+      const own = Object.keys(c);
+      for (let i = own.length - 1; i >= 0; i--) push(own[i], c[own[i]]);
     }
   }
   return write;

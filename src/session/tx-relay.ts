@@ -53,6 +53,8 @@ export class TxRelay implements TxOutput {
   private pinnedBy: string | null = null;
   private abort: AbortController | null = null;
   private readySeen = false;
+  /** Messages went to the server since its last ReadyForQuery: an implicit transaction may be open. */
+  private unsynced = false;
   private sawFatal = false;
   private serverFull = false;
   private idleTimer: NodeJS.Timeout | null = null;
@@ -138,7 +140,10 @@ export class TxRelay implements TxOutput {
       clearTimeout(this.idleTimer);
       this.idleTimer = null;
     }
-    if (this.state === 'attached') return this.deps.messages.handle(type, f, this);
+    if (this.state === 'attached') {
+      this.unsynced = true;
+      return this.deps.messages.handle(type, f, this);
+    }
     if (this.state === 'closed') return false;
     if (this.queue.length >= MAX_QUEUED) throw new ProtocolError('too many messages while waiting for a server connection');
     this.queue.push(f);
@@ -194,6 +199,7 @@ export class TxRelay implements TxOutput {
     for (const f of q) {
       if (this.state !== 'attached') break;
       try {
+        this.unsynced = true;
         if (this.deps.messages.handle(f[0], f, this)) this.srvWrite(f);
       } catch (e) {
         this.deps.onFatal(e, 'protocol', true);
@@ -229,6 +235,7 @@ export class TxRelay implements TxOutput {
     if (type === BE.ReadyForQuery) {
       conn.txStatus = readyStatus(f);
       this.readySeen = true;
+      if (this.plan.pending <= 1) this.unsynced = false;
     } else if (type === BE.ErrorResponse) {
       const sev = decodeErrorFields(f).get('V');
       if (sev === 'FATAL' || sev === 'PANIC') this.sawFatal = true;
@@ -353,7 +360,8 @@ export class TxRelay implements TxOutput {
       this.deps.release(conn, false);
       return;
     }
-    const clean = this.plan.pending === 0 && this.clientScanner.atBoundary() && this.serverScanner.atBoundary();
+    // Messages since the last ReadyForQuery may have opened an implicit transaction that only the server knows.
+    const clean = !this.unsynced && this.plan.pending === 0 && this.clientScanner.atBoundary() && this.serverScanner.atBoundary();
     this.plan.clear();
     const conn = this.detach();
     if (!conn) return;

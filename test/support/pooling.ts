@@ -46,9 +46,12 @@ export function directUrl(cluster: LocalCluster, database = 'postgres'): string 
   return cluster.urlFor(cluster.primary, cluster.superuser.user, cluster.superuser.password, database);
 }
 
-/** A connected pg client straight to the primary. */
+/** application_name of the tests' own direct connections, which serverBackends leaves out. */
+export const ADMIN_APP = 'pool-test-admin';
+
+/** A connected pg client straight to the primary (application_name ADMIN_APP). */
 export async function directClient(cluster: LocalCluster, database = 'postgres'): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: directUrl(cluster, database), application_name: 'pool-test-admin' });
+  const c = new pg.Client({ connectionString: directUrl(cluster, database), application_name: ADMIN_APP });
   c.on('error', () => {});
   await c.connect();
   return c;
@@ -79,12 +82,13 @@ export interface BackendStats {
   pids: number[];
 }
 
-/** pgnear's server backends on the primary for `database`, seen from a direct connection `admin` (on another DB). */
+/** pgnear's server backends on the primary for `database`: every client backend there but the tests' direct ones. */
 export async function serverBackends(admin: pg.Client, database: string): Promise<BackendStats> {
   const r = await admin.query(
     `select pid, state from pg_stat_activity
-      where datname = $1 and backend_type = 'client backend' and pid <> pg_backend_pid()`,
-    [database],
+      where datname = $1 and backend_type = 'client backend' and pid <> pg_backend_pid()
+        and application_name is distinct from $2`,
+    [database, ADMIN_APP],
   );
   const rows = r.rows as { pid: number; state: string | null }[];
   return {
@@ -208,4 +212,15 @@ export function same(actual: unknown, expected: unknown, what: string): void {
   const a = JSON.stringify(actual);
   const e = JSON.stringify(expected);
   if (a !== e) throw new Error(`${what}: expected ${e}, got ${a}`);
+}
+
+/** pgnear's own account of its servers, from its log: "server_open: login" / "server_close: <reason>" → count. */
+export function serverEvents(proxy: { logs: Record<string, unknown>[] }): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const l of proxy.logs) {
+    if (l.msg !== 'server_open' && l.msg !== 'server_close') continue;
+    const k = `${String(l.msg)}: ${String(l.reason)}`;
+    out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
 }
