@@ -17,8 +17,7 @@ import { decodeStartupPacket, startupPacketLength } from '../protocol/startup.js
 import type { NodePool } from '../pool/node-pool.js';
 import { ServerError, type ServerConn } from '../pool/server-conn.js';
 import { type Cancellable, sendCancel } from './cancel.js';
-import { AuthFailure, authenticateClient } from './client-auth.js';
-import { SecretLookupError } from './secrets.js';
+import { authenticateClient } from './client-auth.js';
 import type { SessionContext } from './context.js';
 import { describeFailure, LoginError } from './failures.js';
 import { Relay } from './relay.js';

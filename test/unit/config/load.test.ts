@@ -24,7 +24,7 @@ describe('valid configs', () => {
     expect(c.listen).toBe('127.0.0.1:6432');
     expect(c.admin_listen).toBeUndefined();
     expect(c.replicas).toEqual([]);
-    expect(c.pool_mode).toBe('session');
+    expect(c.pool_mode).toBe('transaction');
     expect(c.auth.type).toBe('scram-sha-256');
     expect(c.auth.query).toBe('SELECT usename, passwd FROM pg_catalog.pg_shadow WHERE usename = $1');
     expect(c.auth.users).toEqual([]);
