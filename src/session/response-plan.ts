@@ -10,7 +10,8 @@ export const Slot = {
   Sync: 1,
   /** Injected by pgnear: its success reply is dropped; an error is still shown (it is the client's error). */
   Hidden: 2,
-  /** No server message: pgnear's own reply, emitted when every earlier reply has been forwarded. */
+  /** No server message: pgnear's own reply, emitted when every earlier reply has been forwarded (tag settled ok),
+   * or dropped with the extended messages the server skips after an error (tag settled not ok). */
   Synthetic: 3,
 } as const;
 export type Slot = (typeof Slot)[keyof typeof Slot];
@@ -69,6 +70,7 @@ export class ResponsePlan {
     }
     if (kind === Slot.Synthetic && this.len === 0) {
       this.out.emit(synthetic!);
+      if (tag) this.out.settled(tag, true);
       return;
     }
     if (this.len === this.kinds.length) this.grow();
@@ -113,8 +115,10 @@ export class ResponsePlan {
   drainSynthetic(): void {
     while (this.len > 0 && this.kinds[this.head] === Slot.Synthetic) {
       const b = this.bytes[this.head]!;
+      const tag = this.tags[this.head];
       this.pop();
       this.out.emit(b);
+      if (tag) this.out.settled(tag, true);
     }
   }
 

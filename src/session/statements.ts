@@ -34,7 +34,13 @@ export class ServerStatements {
   }
 
   has(name: string): boolean {
-    return this.cache.get(name) === true;
+    if (this.cache.get(name) === true) return true;
+    // Evicted but not closed yet: the server still holds it (a second Parse would fail with 42P05), so keep it.
+    const i = this.toClose.indexOf(name);
+    if (i < 0) return false;
+    this.toClose.splice(i, 1);
+    this.cache.set(name, true);
+    return true;
   }
 
   add(name: string): void {
@@ -54,6 +60,20 @@ export class ServerStatements {
 }
 
 const perServer = new WeakMap<ServerConn, ServerStatements>();
+
+/**
+ * Shared statements some server has prepared successfully: a client's Parse of one of them can be answered
+ * without a server (a blocked client never waits for a server just to prepare), and prepared on use.
+ */
+const knownGood = new LRUCache<string, true>({ max: 20_000 });
+
+export function markGood(shared: string): void {
+  knownGood.set(shared, true);
+}
+
+export function isKnownGood(shared: string): boolean {
+  return knownGood.get(shared) === true;
+}
 
 export function serverStatements(conn: ServerConn, max: number): ServerStatements {
   let s = perServer.get(conn);

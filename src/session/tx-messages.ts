@@ -1,6 +1,6 @@
 // Client messages in transaction mode: renames prepared statements to pgnear's shared names, answers what
 // the server must not see, and notes session effects (SET, pins) of the SQL the client runs.
-import { encodeError } from '../protocol/backend.js';
+import { encodeError, RFQ_IDLE } from '../protocol/backend.js';
 import { FE } from '../protocol/codes.js';
 import {
   bindStatement,
@@ -18,7 +18,7 @@ import type { ServerConn } from '../pool/server-conn.js';
 import type { PinReason, SqlEffects } from './context.js';
 import { type ResponsePlan, Slot } from './response-plan.js';
 import type { SessionParams } from './session-params.js';
-import { ClientStatements, type ServerStatements, serverStatements, sharedName } from './statements.js';
+import { type ClientStatement, ClientStatements, isKnownGood, markGood, type ServerStatements, serverStatements, sharedName } from './statements.js';
 
 /** What the handler needs from the relay that owns the server connection. */
 export interface TxOutput {
@@ -35,7 +35,10 @@ const DEALLOCATE_ALL = /^\s*deallocate\s+(prepare\s+)?all\s*;?\s*$/i;
 interface ParseTag {
   name: string;
   shared: string;
-  ss: ServerStatements;
+  /** Where the Parse was sent; null for pgnear's own ParseComplete / CloseComplete (the server is not involved). */
+  ss: ServerStatements | null;
+  /** A Close pgnear answered: the statement to put back if the reply is dropped (the server skipped it). */
+  restore?: ClientStatement;
 }
 
 export class TxMessages {
@@ -90,14 +93,66 @@ export class TxMessages {
     }
   }
 
+  /**
+   * The client holds no server and nothing is in flight: answer what needs no server (a Parse of a statement
+   * known to be valid, Close of a statement, Flush, Sync as ReadyForQuery 'I'). False: a server is needed.
+   */
+  handleIdle(type: number, f: Buffer, plan: ResponsePlan): boolean {
+    if (plan.pending > 0) return false;
+    switch (type) {
+      case FE.Sync:
+        this.localError = false;
+        plan.push(Slot.Synthetic, 0, RFQ_IDLE);
+        return true;
+      case FE.Flush:
+        return true;
+      case FE.Close: {
+        const c = decodeTarget(f);
+        if (c.kind !== KIND_STATEMENT || c.name === '') return false;
+        if (!this.localError) {
+          this.statements.delete(c.name);
+          plan.push(Slot.Synthetic, 0, CLOSE_COMPLETE);
+        }
+        return true;
+      }
+      case FE.Parse: {
+        if (this.localError) return true;
+        const p = decodeParse(f);
+        if (p.name === '') return false;
+        const shared = sharedName(p.sql, p.types);
+        if (!isKnownGood(shared)) return false;
+        const effects = this.analyze(p.sql);
+        if (effects.pins.length) return false; // pinning needs the server it will run on
+        if (this.statements.has(p.name)) {
+          this.fail(plan, '42P05', `prepared statement "${p.name}" already exists`);
+          return true;
+        }
+        const st = { shared, sql: p.sql, types: Buffer.from(p.types) };
+        if (!this.statements.add(p.name, st)) return false;
+        this.effectsOf.set(st, effects);
+        plan.push(Slot.Synthetic, 0, PARSE_COMPLETE);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
   /** A Parse this handler sent got its reply; if it failed, the statement does not exist. */
   settled(tag: number, ok: boolean): void {
     const t = this.tags.get(tag);
     if (!t) return;
     this.tags.delete(tag);
-    if (ok) return;
+    if (ok) {
+      markGood(t.shared);
+      return;
+    }
+    if (t.restore) {
+      if (!this.statements.has(t.name)) this.statements.add(t.name, t.restore);
+      return;
+    }
     if (t.name && this.statements.get(t.name)?.shared === t.shared) this.statements.delete(t.name);
-    t.ss.forget(t.shared);
+    t.ss?.forget(t.shared);
   }
 
   /** Close statements the server evicted from its cache before the client's messages run. */
@@ -118,15 +173,16 @@ export class TxMessages {
       out.plan.push(Slot.Ext);
       return true;
     }
-    if (this.statements.has(p.name)) return this.fail(out, '42P05', `prepared statement "${p.name}" already exists`);
+    if (this.statements.has(p.name)) return this.fail(out.plan, '42P05', `prepared statement "${p.name}" already exists`);
     const st = { shared: sharedName(p.sql, p.types), sql: p.sql, types: Buffer.from(p.types) };
     if (!this.statements.add(p.name, st)) {
-      return this.fail(out, '54000', `too many prepared statements on this connection (pgnear keeps at most ${this.maxPrepared * 10})`);
+      return this.fail(out.plan, '54000', `too many prepared statements on this connection (pgnear keeps at most ${this.maxPrepared * 10})`);
     }
     this.effectsOf.set(st, effects);
     const ss = serverStatements(out.server, this.maxPrepared);
     if (ss.has(st.shared)) {
-      out.plan.push(Slot.Synthetic, 0, PARSE_COMPLETE);
+      // Tagged: if the server skips this point (an earlier error), the client statement must not exist either.
+      out.plan.push(Slot.Synthetic, this.tag(p.name, st.shared, null), PARSE_COMPLETE);
       return false;
     }
     ss.add(st.shared);
@@ -172,8 +228,9 @@ export class TxMessages {
       return true;
     }
     // Shared statements stay prepared on the servers for other clients; closing a missing name is no error.
+    const st = this.statements.get(c.name);
     this.statements.delete(c.name);
-    out.plan.push(Slot.Synthetic, 0, CLOSE_COMPLETE);
+    out.plan.push(Slot.Synthetic, st ? this.tag(c.name, st.shared, null, st) : 0, CLOSE_COMPLETE);
     return false;
   }
 
@@ -198,16 +255,16 @@ export class TxMessages {
     serverStatements(out.server, this.maxPrepared).clear();
   }
 
-  private fail(out: TxOutput, code: string, message: string): boolean {
+  private fail(plan: ResponsePlan, code: string, message: string): boolean {
     this.localError = true;
-    out.plan.push(Slot.Synthetic, 0, encodeError({ severity: 'ERROR', code, message }));
+    plan.push(Slot.Synthetic, 0, encodeError({ severity: 'ERROR', code, message }));
     return false;
   }
 
-  private tag(name: string, shared: string, ss: ServerStatements): number {
+  private tag(name: string, shared: string, ss: ServerStatements | null, restore?: ClientStatement): number {
     const t = this.nextTag++;
     if (this.nextTag > 0x7fffffff) this.nextTag = 1;
-    this.tags.set(t, { name, shared, ss });
+    this.tags.set(t, { name, shared, ss, restore });
     return t;
   }
 }

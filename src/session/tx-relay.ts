@@ -145,6 +145,7 @@ export class TxRelay implements TxOutput {
       return this.deps.messages.handle(type, f, this);
     }
     if (this.state === 'closed') return false;
+    if (this.state === 'idle' && this.deps.messages.handleIdle(type, f, this.plan)) return false;
     if (this.queue.length >= MAX_QUEUED) throw new ProtocolError('too many messages while waiting for a server connection');
     this.queue.push(f);
     this.client.pause();

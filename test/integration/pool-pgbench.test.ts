@@ -84,7 +84,9 @@ async function bench(mode: 'prepared' | 'extended' | 'simple', seconds: number, 
   expect(processed, out).toBeGreaterThan(0);
   expect(/number of failed transactions: (\d+)/.exec(r.stdout)?.[1], out).toBe('0');
   expect(r.stderr, out).not.toMatch(/error|abort|fatal/i);
-  expect(s.max, `server backends for ${DB}; pgnear: ${JSON.stringify(serverEvents(proxy!))}`).toBeLessThanOrEqual(POOL_SIZE);
+  expect(s.max, `server backends for ${DB}; pgnear: ${JSON.stringify(serverEvents(proxy!))}`).toBeLessThanOrEqual(
+    POOL_SIZE,
+  );
   expect(s.max, 'more than one server was used').toBeGreaterThan(1);
 
   const after = await historyRows();

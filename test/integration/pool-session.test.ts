@@ -21,7 +21,10 @@ let proxy: TestProxy;
 let admin: pg.Client;
 
 beforeAll(async () => {
-  await createDatabase(cluster(), DB, ['create schema s_schema', 'create table counter(id int primary key, n int not null)']);
+  await createDatabase(cluster(), DB, [
+    'create schema s_schema',
+    'create table counter(id int primary key, n int not null)',
+  ]);
   admin = await directClient(cluster());
   proxy = await startPoolProxy(cluster(), 'session');
 });
@@ -64,13 +67,19 @@ describe('pool_mode session', () => {
               await c.query('select pg_sleep(0.002)');
               await c.query('commit');
             } else if (k % 3 === 1) {
-              pids.add((await c.query({ name: 'pid', text: 'select pg_backend_pid() as pid, $1::int as i', values: [i] })).rows[0].pid);
+              pids.add(
+                (await c.query({ name: 'pid', text: 'select pg_backend_pid() as pid, $1::int as i', values: [i] }))
+                  .rows[0].pid,
+              );
             } else pids.add(await pidOf(c));
           }
           return [...pids];
         }),
       );
-      expect(seen.map((p) => p.length), 'one server per client for its whole session').toEqual(Array(n).fill(1));
+      expect(
+        seen.map((p) => p.length),
+        'one server per client for its whole session',
+      ).toEqual(Array(n).fill(1));
       expect(new Set(seen.flat()).size, 'no two clients share a server').toBe(n);
       const now = await serverBackends(admin, DB);
       expect(now.pids.sort()).toEqual(seen.flat().sort());

@@ -77,11 +77,14 @@ afterAll(async () => {
   await adminDb?.end().catch(() => {});
 });
 
-/** A transaction-mode pgnear for the tests of one describe block. */
+/**
+ * A transaction-mode pgnear for the tests of one describe block. query_wait_timeout defaults to 10 s here, so a
+ * client left holding a server by a failed step makes the others fail soon instead of hanging for 120 s.
+ */
 function useTxProxy(pool: PoolSettings): () => TestProxy {
   let proxy: TestProxy | undefined;
   beforeAll(async () => {
-    proxy = await startPoolProxy(cluster(), 'transaction', pool);
+    proxy = await startPoolProxy(cluster(), 'transaction', { query_wait_timeout: '10s', ...pool });
   });
   afterAll(async () => {
     await bag.closeAll();
@@ -118,6 +121,15 @@ async function runAll(workers: [string, () => Promise<unknown>][]): Promise<stri
 
 /** node-postgres: named and unnamed extended queries, simple multi-statement queries, commits, rollbacks, errors. */
 async function pgWorker(c: pg.Client, tag: string, id: number, iterations: number): Promise<number> {
+  try {
+    return await pgSteps(c, tag, id, iterations);
+  } catch (e) {
+    await c.query('rollback').catch(() => {}); // do not keep a server while the others finish
+    throw e;
+  }
+}
+
+async function pgSteps(c: pg.Client, tag: string, id: number, iterations: number): Promise<number> {
   let commits = 0;
   for (let k = 0; k < iterations; k++) {
     const step = `${tag} iteration ${k}`;
@@ -126,7 +138,11 @@ async function pgWorker(c: pg.Client, tag: string, id: number, iterations: numbe
         // Named prepared statements: pg parses each name once per connection and then only binds it, whatever
         // server pgnear picks for this transaction.
         const m = k % 3;
-        const r = await c.query({ name: `q${m}`, text: `select $1::int * ${m + 2} as v, $2::text as who`, values: [k, tag] });
+        const r = await c.query({
+          name: `q${m}`,
+          text: `select $1::int * ${m + 2} as v, $2::text as who`,
+          values: [k, tag],
+        });
         same(r.rows, [{ v: k * (m + 2), who: tag }], `${step} q${m}`);
         break;
       }
@@ -147,7 +163,11 @@ async function pgWorker(c: pg.Client, tag: string, id: number, iterations: numbe
       case 3: {
         await c.query('begin');
         await c.query('insert into items values ($1, $2, $3)', [tag, k, id]);
-        const n = await c.query({ name: 'count', text: 'select count(*)::int as n from items where client = $1', values: [tag] });
+        const n = await c.query({
+          name: 'count',
+          text: 'select count(*)::int as n from items where client = $1',
+          values: [tag],
+        });
         same(n.rows[0].n, commits + 1, `${step} count inside the committed transaction`);
         same((await c.query('commit')).command, 'COMMIT', `${step} commit`);
         commits++;
@@ -156,7 +176,11 @@ async function pgWorker(c: pg.Client, tag: string, id: number, iterations: numbe
       case 4: {
         await c.query('begin');
         await c.query('insert into items values ($1, $2, $3)', [tag, -1 - k, id]);
-        const n = await c.query({ name: 'count', text: 'select count(*)::int as n from items where client = $1', values: [tag] });
+        const n = await c.query({
+          name: 'count',
+          text: 'select count(*)::int as n from items where client = $1',
+          values: [tag],
+        });
         same(n.rows[0].n, commits + 1, `${step} count inside the rolled-back transaction`);
         same((await c.query('rollback')).command, 'ROLLBACK', `${step} rollback`);
         break;
@@ -290,7 +314,10 @@ describe('transaction pooling: 50 clients on pool_size 5', () => {
       expect(failures).toEqual([]);
       expect(s.samples).toBeGreaterThan(10);
       expect(s.max, 'the sampler saw pgnear servers at all').toBeGreaterThan(0);
-      expect(s.max, `server backends for DB (pool_size 5); pgnear: ${JSON.stringify(serverEvents(proxy()))}`).toBeLessThanOrEqual(5);
+      expect(
+        s.max,
+        `server backends for DB (pool_size 5); pgnear: ${JSON.stringify(serverEvents(proxy()))}`,
+      ).toBeLessThanOrEqual(5);
     }
     // Exactly the committed rows exist; no rolled-back row survived.
     const rows = (
@@ -356,8 +383,24 @@ describe('transaction pooling: session parameters follow the client across serve
 
     const d = serverDefaults;
     const expected: Record<'A' | 'B' | 'C', Omit<Probe, 'pid'>> = {
-      A: { sp: 'a_schema, public', st: '1234ms', tz: 'America/New_York', ds: 'SQL, DMY', app: 'client_a', m: 'a', d: '05/03/2024' },
-      B: { sp: 'b_schema', st: '4321ms', tz: 'Asia/Kathmandu', ds: 'German, DMY', app: 'client_b', m: 'b', d: '05.03.2024' },
+      A: {
+        sp: 'a_schema, public',
+        st: '1234ms',
+        tz: 'America/New_York',
+        ds: 'SQL, DMY',
+        app: 'client_a',
+        m: 'a',
+        d: '05/03/2024',
+      },
+      B: {
+        sp: 'b_schema',
+        st: '4321ms',
+        tz: 'Asia/Kathmandu',
+        ds: 'German, DMY',
+        app: 'client_b',
+        m: 'b',
+        d: '05.03.2024',
+      },
       C: { sp: d.sp, st: d.st, tz: d.tz, ds: d.ds, app: 'client_c', m: 'public', d: '2024-03-05' },
     };
     const clients = { A, B, C };
@@ -380,9 +423,12 @@ describe('transaction pooling: session parameters follow the client across serve
             `noise ${i}`,
             async () => {
               await c.query('begin');
-              await c.query('select pg_sleep($1)', [((r + i) % 3) * 0.002]);
-              same((await c.query(PROBE)).rows[0].sp, d.sp, `${label} noise ${i} search_path`);
-              await c.query('commit');
+              try {
+                await c.query('select pg_sleep($1)', [((r + i) % 3) * 0.002]);
+                same((await c.query(PROBE)).rows[0].sp, d.sp, `${label} noise ${i} search_path`);
+              } finally {
+                await c.query('commit').catch(() => {});
+              }
             },
           ]),
         ]);
@@ -392,7 +438,9 @@ describe('transaction pooling: session parameters follow the client across serve
 
     await rounds(12, 'after SET');
     // The premise: servers really changed hands between A, B and C.
-    const shared = [...pids.A].filter((p) => pids.B.has(p) || pids.C.has(p)).length + [...pids.B].filter((p) => pids.C.has(p)).length;
+    const shared =
+      [...pids.A].filter((p) => pids.B.has(p) || pids.C.has(p)).length +
+      [...pids.B].filter((p) => pids.C.has(p)).length;
     expect(shared, `A ${[...pids.A]} B ${[...pids.B]} C ${[...pids.C]}`).toBeGreaterThan(0);
 
     // SET LOCAL lasts until the end of its transaction only.
@@ -413,7 +461,10 @@ describe('transaction pooling: session parameters follow the client across serve
     await rounds(6, 'after SET LOCAL / rolled-back SET / SET in a committed transaction');
 
     // statement_timeout really applies on whatever server A runs next, and does not leak to C.
-    const [slowA, slowC] = await Promise.all([timed(A.query('select pg_sleep(2)')), timed(C.query('select pg_sleep(1.5)'))]);
+    const [slowA, slowC] = await Promise.all([
+      timed(A.query('select pg_sleep(2)')),
+      timed(C.query('select pg_sleep(1.5)')),
+    ]);
     expect(slowA.ok ? 'completed' : slowA.error.code).toBe('57014');
     expect(slowA.ms).toBeGreaterThan(1000);
     expect(slowA.ms).toBeLessThan(1900);
@@ -434,7 +485,12 @@ describe('transaction pooling: a client killed mid-transaction', () => {
 
   it('leaves no open transaction, no advisory lock and no row lock behind; another client takes the lock', async () => {
     const su = cluster().superuser;
-    const victim = await RawPgClient.connect({ port: proxy().port, user: su.user, password: su.password, database: DB });
+    const victim = await RawPgClient.connect({
+      port: proxy().port,
+      user: su.user,
+      password: su.password,
+      database: DB,
+    });
     let last: BackendMsg[] = [];
     try {
       for (const q of ['BEGIN', 'SELECT pg_advisory_xact_lock(42)', 'UPDATE lockrow SET v = v + 1 WHERE id = 1']) {
@@ -462,7 +518,9 @@ describe('transaction pooling: a client killed mid-transaction', () => {
       5000,
       'the abandoned transaction and its advisory lock to go away',
     );
-    expect((await adminDb.query('select v from lockrow where id = 1')).rows[0].v, 'the UPDATE was rolled back').toBe(100);
+    expect((await adminDb.query('select v from lockrow where id = 1')).rows[0].v, 'the UPDATE was rolled back').toBe(
+      100,
+    );
 
     const c = await bag.pg(urlOf(proxy()));
     await c.query('begin');
@@ -628,7 +686,9 @@ describe('transaction pooling: session state pins the client to its server, exac
       expect((await A.query('select pg_advisory_unlock(7) as ok')).rows[0].ok).toBe(true);
       expect((await B.query('select pg_try_advisory_lock(7) as ok')).rows[0].ok).toBe(true);
       expect((await B.query('select pg_advisory_unlock(7) as ok')).rows[0].ok).toBe(true);
-      const locks = await admin.query("select count(*)::int as n from pg_locks where locktype = 'advisory' and objid = 7");
+      const locks = await admin.query(
+        "select count(*)::int as n from pg_locks where locktype = 'advisory' and objid = 7",
+      );
       expect(locks.rows[0].n).toBe(0);
     } finally {
       expect(await noise.stop()).toEqual([]);
@@ -724,7 +784,11 @@ describe('transaction pooling: server_lifetime rotates servers between transacti
             } else if (k % 2) {
               seen.add(await pidOf(c));
             } else {
-              const r = await c.query({ name: 'pid', text: 'select pg_backend_pid() as pid, $1::int as k', values: [k] });
+              const r = await c.query({
+                name: 'pid',
+                text: 'select pg_backend_pid() as pid, $1::int as k',
+                values: [k],
+              });
               same(r.rows[0].k, k, `pg${i} prepared`);
               seen.add(r.rows[0].pid);
             }
@@ -736,7 +800,10 @@ describe('transaction pooling: server_lifetime rotates servers between transacti
         `pj${i}`,
         async () => {
           for (let k = 0; Date.now() < until; k++) {
-            const rs = await Promise.all([sql`select pg_backend_pid() as pid, ${k}::int as k`, sql`select ${i}::int as i`]);
+            const rs = await Promise.all([
+              sql`select pg_backend_pid() as pid, ${k}::int as k`,
+              sql`select ${i}::int as i`,
+            ]);
             same([rs[0][0].k, rs[1][0].i], [k, i], `pj${i}`);
             seen.add(rs[0][0].pid);
             queries++;
@@ -747,7 +814,11 @@ describe('transaction pooling: server_lifetime rotates servers between transacti
     expect(failures).toEqual([]);
     expect(queries).toBeGreaterThan(100);
     expect(seen.size, `distinct server pids: ${[...seen].join(' ')}`).toBeGreaterThan(5);
-    await waitFor(async () => (await serverBackends(admin, DB)).total <= 5, 5000, 'at most pool_size servers after the load');
+    await waitFor(
+      async () => (await serverBackends(admin, DB)).total <= 5,
+      5000,
+      'at most pool_size servers after the load',
+    );
   });
 });
 
@@ -758,10 +829,12 @@ const text = (v: Buffer | null) => v?.toString('utf8') ?? null;
 /** Data rows as arrays of text values. */
 const rowsOf = (msgs: BackendMsg[]) => msgs.filter((m) => m.type === 'D').map((m) => rowValues(m).map(text));
 const errorsOf = (msgs: BackendMsg[]) =>
-  msgs.filter((m) => m.type === 'E').map((m) => {
-    const f = errorFields(m);
-    return { C: f.C, M: f.M };
-  });
+  msgs
+    .filter((m) => m.type === 'E')
+    .map((m) => {
+      const f = errorFields(m);
+      return { C: f.C, M: f.M };
+    });
 
 describe('transaction pooling: prepared statements on the wire (pool_size 2)', () => {
   const proxy = useTxProxy({ pool_size: 2, query_wait_timeout: '10s' });
@@ -848,7 +921,8 @@ describe('transaction pooling: prepared statements on the wire (pool_size 2)', (
   it('node-postgres named statements with one name and different texts on two clients, across server swaps', async () => {
     const P = await bag.pg(urlOf(proxy()));
     const Q = await bag.pg(urlOf(proxy()));
-    let pid = (await P.query({ name: 'st', text: 'select $1::int * 10 as v, pg_backend_pid() as pid', values: [1] })).rows[0].pid;
+    let pid = (await P.query({ name: 'st', text: 'select $1::int * 10 as v, pg_backend_pid() as pid', values: [1] }))
+      .rows[0].pid;
     expect((await Q.query({ name: 'st', text: "select $1::text || '-q' as v", values: ['a'] })).rows[0].v).toBe('a-q');
     for (let i = 0; i < 4; i++) {
       const held = await steer(i % 2 ? 'on' : 'off', pid);
@@ -877,7 +951,12 @@ describe('transaction pooling: prepared statements on the wire (pool_size 2)', (
       const want = await direct.untilReady();
       expect(typesOf(want)).toBe('tTZ');
 
-      X.send(S.parse({ name: 'd', text: sqlText }), S.bind({ statement: 'd', values: ['1', 'x'] }), S.execute({}), S.sync());
+      X.send(
+        S.parse({ name: 'd', text: sqlText }),
+        S.bind({ statement: 'd', values: ['1', 'x'] }),
+        S.execute({}),
+        S.sync(),
+      );
       const first = await X.untilReady();
       const pid = Number(rowsOf(first)[0][2]);
       for (const where of ['off', 'on'] as const) {
@@ -932,7 +1011,10 @@ describe('transaction pooling: prepared statements on the wire (pool_size 2)', (
         try {
           X.send(S.parse({ name: 'dup', text: 'select 2 as v, pg_backend_pid() as pid' }), S.sync());
           const got = await X.untilReady();
-          expect([typesOf(got), errorsOf(got)], `duplicate Parse steered ${where}`).toEqual([typesOf(wantDup), errorsOf(wantDup)]);
+          expect([typesOf(got), errorsOf(got)], `duplicate Parse steered ${where}`).toEqual([
+            typesOf(wantDup),
+            errorsOf(wantDup),
+          ]);
           const still = await execNamed(X, 'dup');
           expect(still.rows[0][0], 'the original statement is kept').toBe('1');
         } finally {
@@ -955,7 +1037,10 @@ describe('transaction pooling: prepared statements on the wire (pool_size 2)', (
         held = await steer(where, c0.pid);
         try {
           const gone = await execNamed(X, 'c');
-          expect([gone.types, gone.errors], `Bind after Close, steered ${where}`).toEqual([typesOf(wantGone), errorsOf(wantGone)]);
+          expect([gone.types, gone.errors], `Bind after Close, steered ${where}`).toEqual([
+            typesOf(wantGone),
+            errorsOf(wantGone),
+          ]);
         } finally {
           await held.release();
         }
@@ -1058,7 +1143,11 @@ describe('transaction pooling: max_prepared_statements evicts and re-prepares tr
         async () => {
           for (let k = 0; k < 40; k++) {
             const s = (k * 7) % 10;
-            const r = await c.query({ name: `s${s}`, text: `select $1::int + ${s * 100} as v, ${i} as c`, values: [k] });
+            const r = await c.query({
+              name: `s${s}`,
+              text: `select $1::int + ${s * 100} as v, ${i} as c`,
+              values: [k],
+            });
             same(r.rows[0], { v: k + s * 100, c: i }, `client ${i} statement s${s}`);
           }
         },
