@@ -23,6 +23,7 @@ const DEFAULTS: Omit<BenchOptions, 'scenario'> = {
   scale: 10,
   warmup: 3,
   pgnearPoolMode: 'session',
+  poolSize: 20,
   maxNoise: 15,
   quietWait: 10,
   verbose: false,
@@ -43,12 +44,13 @@ Options:
   --modes simple,extended,prepared   pgbench -M modes (default simple,extended)
   --reps N              repetitions per cell, targets alternating A B C A B C (default 2)
   --targets LIST        ${Object.keys(TARGETS).join(',')} (default all; idle-clients: pgnear,pgbouncer)
-  --count N             idle-clients: idle connections to open (default 1000)
-  --concurrency N       idle-clients: connections opened at once (default 32)
+  --count N             idle-clients / idle-10k: idle connections to open (default 1000 / 10000)
+  --concurrency N       idle-clients / idle-10k: connections opened at once (default 32 / 200)
   --threads N           pgbench -j (default 2, capped at the client count)
   --scale N             pgbench -i scale (default 10)
   --warmup S            unmeasured seconds per target before the first run (default 3, 0 = none)
-  --pgnear-pool-mode M  session (default) | transaction (once pgnear supports it)
+  --pgnear-pool-mode M  session | transaction (default: session; pooling, idle-10k: transaction)
+  --pool-size N         transaction pool size, pgnear pool.pool_size and PgBouncer's tx pool (default 20)
   --max-noise PCT       flag runs where unrelated CPU exceeded PCT % of a core (default 15)
   --quiet-wait S        before each run, wait up to S s for unrelated CPU under --max-noise (default 10, 0 = off)
   --out DIR             results directory (default bench/results/<time>-<scenario>)
@@ -83,6 +85,7 @@ function parseOptions(argv: string[]): { opts: BenchOptions; out?: string } | nu
       scale: { type: 'string' },
       warmup: { type: 'string' },
       'pgnear-pool-mode': { type: 'string' },
+      'pool-size': { type: 'string' },
       'max-noise': { type: 'string' },
       'quiet-wait': { type: 'string' },
       out: { type: 'string' },
@@ -114,6 +117,7 @@ function parseOptions(argv: string[]): { opts: BenchOptions; out?: string } | nu
     scale: v.scale ? posInt('scale', v.scale) : base.scale,
     warmup: v.warmup ? posInt('warmup', v.warmup, 0) : base.warmup,
     pgnearPoolMode: pm,
+    poolSize: v['pool-size'] ? posInt('pool-size', v['pool-size']) : base.poolSize,
     maxNoise: v['max-noise'] ? posInt('max-noise', v['max-noise'], 0) : base.maxNoise,
     quietWait: v['quiet-wait'] ? posInt('quiet-wait', v['quiet-wait'], 0) : base.quietWait,
     verbose: Boolean(v.verbose),

@@ -16,7 +16,7 @@ export interface BenchOptions {
   targets: string[];
   /** idle-clients: how many idle connections. */
   count: number;
-  /** idle-clients: connections opened at once. */
+  /** idle-clients / idle-10k: connections opened at once. */
   concurrency: number;
   /** pgbench -j (capped at the client count). */
   threads: number;
@@ -24,8 +24,10 @@ export interface BenchOptions {
   scale: number;
   /** Seconds of unmeasured pgbench per target before the first cell (0 = none). */
   warmup: number;
-  /** pgnear pool_mode. TODO(transaction pooling): pass `transaction` once the proxy accepts it. */
+  /** pgnear pool_mode (the harness sets it explicitly; the scenario picks the default). */
   pgnearPoolMode: 'session' | 'transaction';
+  /** Transaction-pool size: pgnear `pool.pool_size` and PgBouncer's transaction pool (default 20). */
+  poolSize: number;
   /** Flag runs where unrelated CPU used more than this % of one core. */
   maxNoise: number;
   /** Before each run, wait up to this many seconds for unrelated CPU to drop under maxNoise (0 = never). */

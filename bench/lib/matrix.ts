@@ -10,6 +10,8 @@ export interface PgbenchScenarioSpec {
   name: string;
   /** pgbench workload flags, e.g. ['-S']. */
   script: string[];
+  /** Per-transaction pgbench log (`-l`) per run, for p50/p99 latency (costs pgbench a little CPU: same for all). */
+  latencyLog?: boolean;
 }
 
 export interface RunRecord {
@@ -22,6 +24,9 @@ export interface RunRecord {
   latencyMs: number | null;
   transactions: number | null;
   failed: number | null;
+  /** From the per-transaction log (latencyLog): percentiles over every transaction of the run. */
+  p50Ms: number | null;
+  p99Ms: number | null;
   tpsAt2Cores: number | null;
   cpu: CpuUse | null;
   /** Unrelated CPU above --max-noise % of one core during this run. */
@@ -38,6 +43,13 @@ export interface CellSummary {
   n: number;
   tps: { median: number; min: number; max: number } | null;
   latencyMs: number | null;
+  /** Median over reps of each run's p50 / p99 latency (latencyLog), else null. */
+  p50Ms: number | null;
+  p99Ms: number | null;
+  /** Failed transactions summed over the reps (pgbench's "number of failed transactions"). */
+  failed: number | null;
+  /** Runs that errored (pgbench exit ≠ 0, e.g. clients aborted). */
+  errors: number;
   /** Median of per-rep ratios to direct / PgBouncer in the same rep (paired), null when absent. */
   xDirect: number | null;
   xPgbouncer: number | null;
@@ -86,6 +98,10 @@ export function summarize(runs: RunRecord[], targetNames: string[]): CellSummary
         n: good.length,
         tps: tps.length ? { median: median(tps)!, min: min(tps), max: max(tps) } : null,
         latencyMs: good.length ? median(good.map((r) => r.latencyMs!)) : null,
+        p50Ms: median(good.map((r) => r.p50Ms).filter((x): x is number => x != null)),
+        p99Ms: median(good.map((r) => r.p99Ms).filter((x): x is number => x != null)),
+        failed: good.length ? good.reduce((a, r) => a + (r.failed ?? 0), 0) : null,
+        errors: rs.filter((r) => r.error).length,
         xDirect: t === 'direct' ? (good.length ? 1 : null) : median(ratios('direct', 'tps')),
         xPgbouncer: median(ratios('pgbouncer', 'tps')),
         tpsAt2Cores: good.length ? median(good.map((r) => r.tpsAt2Cores!)) : null,
@@ -128,7 +144,11 @@ export async function runPgbenchMatrix(ctx: BenchContext, spec: PgbenchScenarioS
         threads: o.threads,
         durationS: o.warmup,
         script: spec.script,
-      }).catch((e: Error) => isInterrupted() || ctx.log(`warm-up of ${t.name} failed: ${e.message.split('\n')[0]}`));
+        latencyLogDir: spec.latencyLog ? ctx.runtimeDir : undefined,
+      }).catch(
+        (e: Error) =>
+          isInterrupted() || ctx.log(`warm-up of ${t.name} failed: ${e.message.split('\n').slice(0, 6).join(' | ')}`),
+      );
     }
   }
   let i = 0;
@@ -147,6 +167,8 @@ export async function runPgbenchMatrix(ctx: BenchContext, spec: PgbenchScenarioS
           latencyMs: null,
           transactions: null,
           failed: null,
+          p50Ms: null,
+          p99Ms: null,
           tpsAt2Cores: null,
           cpu: null,
           noisy: false,
@@ -168,12 +190,15 @@ export async function runPgbenchMatrix(ctx: BenchContext, spec: PgbenchScenarioS
             threads: o.threads,
             durationS: o.duration,
             script: spec.script,
+            latencyLogDir: spec.latencyLog ? ctx.runtimeDir : undefined,
           });
           Object.assign(rec, {
             tps: r.tps,
             latencyMs: r.latencyMs,
             transactions: r.transactions,
             failed: r.failed,
+            p50Ms: r.latency?.p50Ms ?? null,
+            p99Ms: r.latency?.p99Ms ?? null,
             tpsAt2Cores: r.tpsAt2Cores,
             cpu: r.cpu,
             noisy: (100 * r.cpu.other) / r.cpu.windowS > o.maxNoise,
@@ -181,7 +206,7 @@ export async function runPgbenchMatrix(ctx: BenchContext, spec: PgbenchScenarioS
           const u = r.cpu;
           ctx.log(
             `[${i}/${total}] ${mode} c=${clients} rep ${rep} ${t.name.padEnd(9)} ${r.tps.toFixed(0).padStart(7)} tps ` +
-              `${r.latencyMs.toFixed(3)} ms  cpu/s: pg ${(u.postgres / u.wallS).toFixed(2)} proxy ${(u.proxy / u.wallS).toFixed(2)} ` +
+              `${r.latencyMs.toFixed(3)} ms${r.latency ? ` p99 ${r.latency.p99Ms.toFixed(2)}` : ''}${r.failed ? ` FAILED TX ${r.failed}` : ''}  cpu/s: pg ${(u.postgres / u.wallS).toFixed(2)} proxy ${(u.proxy / u.wallS).toFixed(2)} ` +
               `pgbench ${(u.pgbench / u.wallS).toFixed(2)} softirq ${(u.softirq / u.windowS).toFixed(2)} other ${(u.other / u.windowS).toFixed(2)}${rec.noisy ? '  NOISY' : ''}`,
           );
         } catch (e) {

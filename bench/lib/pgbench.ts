@@ -1,5 +1,7 @@
 // One pgbench run against a target: spawn, parse TPS/latency, and account the CPU of every process group meanwhile.
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { LocalCluster } from '../../src/devcluster/cluster.js';
 import type { Target } from '../targets/index.js';
 import { onCleanup, trackGroup, untrackGroup } from './cleanup.js';
@@ -16,6 +18,23 @@ export interface PgbenchArgs {
   durationS: number;
   /** Workload flags, e.g. ['-S'] for select-only, [] for TPC-B-like, ['-f', file] for a custom script. */
   script: string[];
+  /**
+   * When set, pgbench writes a per-transaction log (`-l`) into a temp dir under this directory; the result then
+   * carries latency percentiles computed from every transaction (the dir is removed afterwards).
+   */
+  latencyLogDir?: string;
+}
+
+/** Per-transaction latency percentiles from pgbench's `-l` log (ms). */
+export interface LatencyPercentiles {
+  /** Transactions in the log (failed ones excluded). */
+  n: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Lines whose time is "failed" (pgbench 15 logs failed transactions when --failures-detailed/retries apply). */
+  failedInLog: number;
 }
 
 /** CPU seconds used during the run, by group. */
@@ -43,7 +62,56 @@ export interface PgbenchResult {
   cpu: CpuUse;
   /** transactions per CPU-second of (postgres + proxy + pgbench), ×2 cores: robust to unrelated load. */
   tpsAt2Cores: number;
+  /** From the per-transaction log, when `latencyLogDir` was given. */
+  latency: LatencyPercentiles | null;
   output: string;
+}
+
+/**
+ * Read every file pgbench wrote with `-l --log-prefix=<dir>/tx` (one per thread: tx.<pid>, tx.<pid>.<n>) and
+ * compute latency percentiles. Line format (pgbench 15): client_id transaction_no time script_no time_epoch
+ * time_us [schedule_lag] [retries]; `time` is the latency in µs, or "failed" / "skipped".
+ */
+export function latencyFromLogs(dir: string): LatencyPercentiles | null {
+  const chunks: Float64Array[] = [];
+  let n = 0;
+  let failedInLog = 0;
+  for (const f of readdirSync(dir)) {
+    const text = readFileSync(join(dir, f), 'latin1');
+    const arr = new Float64Array(text.length / 20 + 16);
+    let k = 0;
+    let start = 0;
+    for (;;) {
+      const end = text.indexOf('\n', start);
+      const line = end < 0 ? text.slice(start) : text.slice(start, end);
+      if (line.length > 0) {
+        // third field
+        const a = line.indexOf(' ');
+        const b = line.indexOf(' ', a + 1);
+        const c = line.indexOf(' ', b + 1);
+        const t = line.slice(b + 1, c < 0 ? undefined : c);
+        if (t === 'failed') failedInLog++;
+        else if (t !== 'skipped') {
+          const v = Number(t);
+          if (Number.isFinite(v)) arr[k++] = v / 1000;
+        }
+      }
+      if (end < 0) break;
+      start = end + 1;
+    }
+    chunks.push(arr.subarray(0, k));
+    n += k;
+  }
+  if (n === 0) return null;
+  const all = new Float64Array(n);
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.length;
+  }
+  all.sort();
+  const at = (p: number) => all[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))]!;
+  return { n, p50Ms: at(50), p90Ms: at(90), p99Ms: at(99), maxMs: all[n - 1]!, failedInLog };
 }
 
 function num(re: RegExp, text: string): number | null {
@@ -93,8 +161,10 @@ export async function runPgbench(a: PgbenchArgs): Promise<PgbenchResult> {
     String(a.target.port),
     '-U',
     'postgres',
-    a.target.database(a.mode),
   ];
+  const logDir = a.latencyLogDir ? mkdtempSync(join(a.latencyLogDir, 'pgbench-log-')) : null;
+  if (logDir) args.push('-l', `--log-prefix=${join(logDir, 'tx')}`);
+  args.push(a.target.database(a.mode));
   const roots = cpuRoots(a);
   const before = {
     pg: treeCpuTicks(roots.pg),
@@ -157,8 +227,14 @@ export async function runPgbench(a: PgbenchArgs): Promise<PgbenchResult> {
   };
   const busy = s(after.machine.busy - before.machine.busy);
   cpu.other = Math.max(0, busy - cpu.postgres - cpu.proxy - cpu.pgbench - cpu.harness - cpu.softirq);
-  if (code !== 0) throw new Error(`pgbench exited with ${code}:\n${out.slice(-1500)}`);
+  let latency: LatencyPercentiles | null = null;
+  try {
+    if (code !== 0) throw new Error(`pgbench exited with ${code}:\n${out.slice(-1500)}`);
+    if (logDir) latency = latencyFromLogs(logDir);
+  } finally {
+    if (logDir) rmSync(logDir, { recursive: true, force: true });
+  }
   const parsed = parsePgbench(out);
   const ours = cpu.postgres + cpu.proxy + cpu.pgbench;
-  return { ...parsed, cpu, tpsAt2Cores: ours > 0 ? (parsed.transactions / ours) * 2 : 0, output: out };
+  return { ...parsed, cpu, tpsAt2Cores: ours > 0 ? (parsed.transactions / ours) * 2 : 0, latency, output: out };
 }

@@ -23,6 +23,8 @@ export function markdownTable(head: string[], rows: string[][], align: ('l' | 'r
 
 /** One row per (mode, clients, target): medians, spread, paired ratios and CPU-normalised capacity. */
 export function matrixTable(summary: CellSummary[]): string {
+  // p50/p99 and failed-transaction columns only when the scenario logged per-transaction latencies.
+  const pct = summary.some((s) => s.p99Ms != null);
   const head = [
     'mode',
     'c',
@@ -31,6 +33,7 @@ export function matrixTable(summary: CellSummary[]): string {
     'TPS',
     'min–max',
     'lat ms',
+    ...(pct ? ['p50 ms', 'p99 ms', 'failed tx'] : []),
     '×direct',
     '×PgBouncer',
     'TPS@2cores',
@@ -47,6 +50,13 @@ export function matrixTable(summary: CellSummary[]): string {
     fmtInt(s.tps?.median),
     s.tps ? `${fmtInt(s.tps.min)}–${fmtInt(s.tps.max)}` : '–',
     fmt(s.latencyMs, 3),
+    ...(pct
+      ? [
+          fmt(s.p50Ms, 3),
+          fmt(s.p99Ms, 3),
+          `${s.failed == null ? '–' : fmtInt(s.failed)}${s.errors ? ` (${s.errors} run errors)` : ''}`,
+        ]
+      : []),
     fmt(s.xDirect, 2),
     s.target === 'pgbouncer' ? (s.xPgbouncer == null ? '–' : '1') : fmt(s.xPgbouncer, 2),
     fmtInt(s.tpsAt2Cores),
@@ -55,11 +65,12 @@ export function matrixTable(summary: CellSummary[]): string {
     `${fmt(s.otherPct, 0)}${s.noisyRuns ? ` (${s.noisyRuns} noisy)` : ''}`,
     String(s.n),
   ]);
-  return markdownTable(head, rows, ['l', 'r', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']);
+  const align: ('l' | 'r')[] = ['l', 'r', 'l', 'l', ...head.slice(4).map(() => 'r' as const)];
+  return markdownTable(head, rows, align);
 }
 
 export const MATRIX_LEGEND = [
-  'TPS / lat: medians over reps; min–max: spread of TPS over reps.',
+  "TPS / lat: medians over reps; min–max: spread of TPS over reps. p50 / p99 (when logged): median over reps of each run's percentile over all its transactions (pgbench -l); failed tx: summed over reps.",
   '×direct, ×PgBouncer: median of per-rep ratios to the same rep of that target (targets alternate A B C A B C).',
   'TPS@2cores: transactions per CPU-second of postgres + proxy + pgbench, ×2 (robust to unrelated load).',
   'proxy cores: CPU-seconds per second used by the proxy process. other %: unrelated busy CPU (100 = one core).',

@@ -10,7 +10,7 @@ import { fmt, fmtInt, percentile } from '../lib/stats.js';
 import { resolveTargets, type Target } from '../targets/index.js';
 import type { Scenario } from './types.js';
 
-interface Latency {
+export interface Latency {
   queries: number;
   qps: number;
   avgMs: number;
@@ -37,7 +37,7 @@ interface IdleResult {
   latencyN: Latency;
 }
 
-function client(ctx: BenchContext, t: Target, db: string): pg.Client {
+export function client(ctx: BenchContext, t: Target, db: string): pg.Client {
   const c = new pg.Client({
     host: '127.0.0.1',
     port: t.port,
@@ -53,7 +53,7 @@ function client(ctx: BenchContext, t: Target, db: string): pg.Client {
 }
 
 /** `select 1` in a loop on one connection for `seconds`. */
-async function measure(c: pg.Client, seconds: number, proxyPids: number[]): Promise<Latency> {
+export async function measure(c: pg.Client, seconds: number, proxyPids: number[]): Promise<Latency> {
   const lat: number[] = [];
   const cpu0 = treeCpuTicks(proxyPids);
   const t0 = process.hrtime.bigint();
@@ -87,7 +87,7 @@ async function pool<T>(items: T[], limit: number, fn: (x: T) => Promise<void>): 
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-async function countBackends(ctx: BenchContext): Promise<number | null> {
+export async function countBackends(ctx: BenchContext): Promise<number | null> {
   const c = new pg.Client({ connectionString: ctx.cluster.primary.url, ssl: false });
   c.on('error', () => {});
   try {

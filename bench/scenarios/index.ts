@@ -1,5 +1,7 @@
 // The scenario registry. To add one (tpcb, read-heavy, connect-storm, big-result): a file here, a line below.
+import { idle10k } from './idle-10k.js';
 import { idleClients } from './idle-clients.js';
+import { pooling } from './pooling.js';
 import { selectOnly } from './select-only.js';
 import type { Scenario } from './types.js';
 
@@ -8,4 +10,6 @@ export type { Scenario } from './types.js';
 export const SCENARIOS: Record<string, Scenario> = {
   [selectOnly.name]: selectOnly,
   [idleClients.name]: idleClients,
+  [pooling.name]: pooling,
+  [idle10k.name]: idle10k,
 };

@@ -36,7 +36,20 @@ describe('valid configs', () => {
       server_connect_timeout: 5_000,
       shutdown_grace: 30_000,
     });
-    expect(c.pool).toEqual({ server_reset_query: 'DISCARD ALL', server_idle_timeout: 600_000 });
+    expect(c.pool).toEqual({
+      pool_size: 20,
+      min_pool_size: 0,
+      max_db_connections: 0,
+      query_wait_timeout: 120_000,
+      server_reset_query: 'DISCARD ALL',
+      server_idle_timeout: 600_000,
+      server_lifetime: 3_600_000,
+      server_check_delay: 30_000,
+      server_check_query: ';',
+      idle_transaction_timeout: 0,
+      max_prepared_statements: 1000,
+    });
+    expect(c.databases).toEqual([]);
     expect(c.log).toEqual({ level: 'info', pretty: false });
   });
 
