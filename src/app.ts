@@ -73,6 +73,7 @@ export async function startApp(cfg: Config, log: Logger): Promise<App> {
     },
     onError: (message, conn) => log.error({ server: conn?.id, node: conn?.target.node }, message),
   });
+  metrics.watchPools(() => pools.stats());
   const aqDb = cfg.auth.query_database ?? (decodeURIComponent(new URL(primaryUrl).pathname.slice(1)) || undefined);
   const secrets = new Secrets(cfg.auth.users, { url: primaryUrl, database: aqDb, query: cfg.auth.query });
   const activeClients = { count: 0 };
@@ -94,8 +95,11 @@ export async function startApp(cfg: Config, log: Logger): Promise<App> {
     log,
     events: metrics.sessionEvents(),
     primary: () => primary,
-    poolMode: (user, database) =>
-      cfg.auth.users.find((u) => u.name === user)?.pool_mode ?? cfg.databases.find((d) => d.name === database)?.pool_mode ?? cfg.pool_mode,
+    poolFor: (user, database) => {
+      const u = cfg.auth.users.find((x) => x.name === user);
+      const d = cfg.databases.find((x) => x.name === database);
+      return { mode: u?.pool_mode ?? d?.pool_mode ?? cfg.pool_mode, size: u?.pool_size ?? d?.pool_size };
+    },
     analyze: (sql) => analyzer.effects(sql),
     activeClients,
     isShuttingDown: () => shuttingDown,

@@ -31,6 +31,33 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Pool gauges, read from the pools at scrape time (the first gauge's collect fills all three). */
+  watchPools(stats: () => { node: string; user: string; database: string; idle: number; active: number; tested: number; connecting: number; waiting: number; maxWaitMs: number }[]): void {
+    const labelNames = ['node', 'user', 'database'] as const;
+    const r = [this.registry];
+    const waiting = new client.Gauge({ name: 'pgnear_pool_waiting_clients', help: 'Clients queued for a server connection', labelNames, registers: [] });
+    const maxWait = new client.Gauge({ name: 'pgnear_pool_max_wait_seconds', help: 'Age of the oldest queued client', labelNames, registers: [] });
+    new client.Gauge({
+      name: 'pgnear_pool_servers',
+      help: 'Server connections per pool by state',
+      labelNames: [...labelNames, 'state'],
+      registers: r,
+      collect() {
+        this.reset();
+        waiting.reset();
+        maxWait.reset();
+        for (const p of stats()) {
+          const l = { node: p.node, user: p.user, database: p.database };
+          for (const state of ['idle', 'active', 'tested', 'connecting'] as const) this.set({ ...l, state }, p[state]);
+          waiting.set(l, p.waiting);
+          maxWait.set(l, p.maxWaitMs / 1000);
+        }
+      },
+    });
+    this.registry.registerMetric(waiting);
+    this.registry.registerMetric(maxWait);
+  }
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'pgnear_' });
   }

@@ -119,7 +119,8 @@ export class PoolSet {
   }
 
   /** The pool of this node and (user, database, startup parameters in any order), created on first use. */
-  get(target: ServerTarget, key: PoolKey): NodePool {
+  /** `poolSize` overrides the configured size for this pool (per-user or per-database setting). */
+  get(target: ServerTarget, key: PoolKey, poolSize?: number): NodePool {
     const addr = `${target.host}:${target.port}`;
     const params = [...key.startup].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}=${v}`);
     const id = [target.node, addr, target.sslmode, key.user, key.database, ...params].join('\0');
@@ -132,7 +133,8 @@ export class PoolSet {
         this.dbs.set(dbId, db);
       }
       const { connect, onEvent, onError } = this.settings;
-      p = new NodePool({ target, key, limits: this.limits, dbSlots: db, connect, onEvent, onError });
+      const limits = poolSize ? { ...this.limits, poolSize, minPoolSize: Math.min(this.limits.minPoolSize, poolSize) } : this.limits;
+      p = new NodePool({ target, key, limits, dbSlots: db, connect, onEvent, onError });
       this.pools.set(id, p);
     }
     return p;

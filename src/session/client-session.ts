@@ -217,9 +217,10 @@ export class ClientSession implements Cancellable {
     // Hold further client bytes in the kernel until the relay is ready.
     this.socket.pause();
     const target = this.ctx.primary();
-    if (this.ctx.poolMode(this.user, this.database) === 'transaction') return this.loginTransaction(target, creds, params);
+    const { mode, size } = this.ctx.poolFor(this.user, this.database);
+    if (mode === 'transaction') return this.loginTransaction(target, creds, params, size);
     const startup: [string, string][] = [...params.entries()];
-    const pool = this.ctx.pools.get(target, { user: this.user, database: this.database, startup });
+    const pool = this.ctx.pools.get(target, { user: this.user, database: this.database, startup }, size);
     const server = await this.serverLogin(() => pool.acquire(creds));
     if (this.isClosed()) {
       void pool.release(server, { reusable: true, reset: true });
@@ -245,8 +246,9 @@ export class ClientSession implements Cancellable {
     }
   }
 
-  private async loginTransaction(target: ServerTarget, creds: ServerCredentials, startup: Map<string, string>): Promise<void> {
-    const pool = this.ctx.pools.get(target, { user: this.user, database: this.database, startup: [['user', this.user], ['database', this.database]] });
+  private async loginTransaction(target: ServerTarget, creds: ServerCredentials, startup: Map<string, string>, size?: number): Promise<void> {
+    const key = { user: this.user, database: this.database, startup: [['user', this.user], ['database', this.database]] as [string, string][] };
+    const pool = this.ctx.pools.get(target, key, size);
     const { params, status, server } = await this.serverLogin(() => txLogin(pool, creds, startup));
     void pool.release(server, { reusable: true, reset: false });
     if (this.isClosed()) return;

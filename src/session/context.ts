@@ -42,8 +42,8 @@ export interface SessionContext {
   events: SessionEvents;
   /** Where sessions go until routing lands: the primary. */
   primary(): ServerTarget;
-  /** Pool mode for a (user, database). */
-  poolMode(user: string, database: string): 'session' | 'transaction';
+  /** Pool mode and pool size (undefined = the configured default) for a (user, database). */
+  poolFor(user: string, database: string): { mode: 'session' | 'transaction'; size: number | undefined };
   /** Session effects of a SQL string (cached; cheap for the common no-effect case). */
   analyze(sql: string): SqlEffects;
   /** Sessions past startup, counted against max_client_conn. */
