@@ -105,10 +105,15 @@ export class TxRelay implements TxOutput {
   }
 
   fromClient(chunk: Buffer): void {
+    // Corked: a rewritten message and the pass-through run around it leave in one writev, not several writes.
+    const s = this.srv?.socket;
+    s?.cork();
     try {
       this.clientScanner.push(chunk, this.clientSink);
     } catch (e) {
       this.deps.onFatal(e, 'protocol', true);
+    } finally {
+      s?.uncork();
     }
   }
 
@@ -257,11 +262,15 @@ export class TxRelay implements TxOutput {
   }
 
   private readonly onServerData = (chunk: Buffer): void => {
+    const c = this.client;
+    c.cork();
     try {
       this.serverScanner.push(chunk, this.serverSink);
     } catch (e) {
       this.deps.onFatal(e, 'protocol', false);
       return;
+    } finally {
+      c.uncork();
     }
     if (this.readySeen) {
       this.readySeen = false;

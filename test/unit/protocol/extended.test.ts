@@ -146,12 +146,23 @@ describe('Bind', () => {
   });
 
   it('rewrites byte-exact (property)', () => {
-    const value = fc.oneof(fc.constant(null), noNul(40), fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)));
+    const value = fc.oneof(
+      fc.constant(null),
+      noNul(40),
+      fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
+    );
     fc.assert(
-      fc.property(noNul(), noNul(), noNul(), fc.array(value, { maxLength: 8 }), fc.boolean(), (portal, from, to, values, binary) => {
-        const re = rewriteBindStatement(serialize.bind({ portal, statement: from, values, binary }), to);
-        expect(hex(re)).toBe(hex(serialize.bind({ portal, statement: to, values, binary })));
-      }),
+      fc.property(
+        noNul(),
+        noNul(),
+        noNul(),
+        fc.array(value, { maxLength: 8 }),
+        fc.boolean(),
+        (portal, from, to, values, binary) => {
+          const re = rewriteBindStatement(serialize.bind({ portal, statement: from, values, binary }), to);
+          expect(hex(re)).toBe(hex(serialize.bind({ portal, statement: to, values, binary })));
+        },
+      ),
     );
   });
 

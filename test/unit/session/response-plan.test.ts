@@ -48,7 +48,9 @@ const TERMINALS = [
 
 describe('PLAN_WATCH', () => {
   it('is exactly the terminal replies, ErrorResponse and ReadyForQuery', () => {
-    expect([...PLAN_WATCH].sort((a, b) => a - b)).toEqual([...TERMINALS, BE.ErrorResponse, BE.ReadyForQuery].sort((a, b) => a - b));
+    expect([...PLAN_WATCH].sort((a, b) => a - b)).toEqual(
+      [...TERMINALS, BE.ErrorResponse, BE.ReadyForQuery].sort((a, b) => a - b),
+    );
   });
 });
 
@@ -186,7 +188,13 @@ describe('errors in an extended batch', () => {
     h.server(BE.ErrorResponse);
     expect(h.log).not.toContain('emit skipped');
     h.server(BE.ReadyForQuery);
-    expect(h.log).toEqual(['settled 1 false', 'settled 2 false', 'fwd ErrorResponse', 'fwd ReadyForQuery', 'emit after-sync']);
+    expect(h.log).toEqual([
+      'settled 1 false',
+      'settled 2 false',
+      'fwd ErrorResponse',
+      'fwd ReadyForQuery',
+      'emit after-sync',
+    ]);
   });
 
   it('after an error empties the plan, extended pushes are ignored (settled not ok) until a Sync is pushed', () => {
@@ -309,7 +317,15 @@ describe('Synthetic slots', () => {
 
     h.server(BE.BindComplete);
     h.server(BE.ReadyForQuery);
-    expect(h.log).toEqual(['fwd ParseComplete', 'emit A', 'emit B', 'fwd BindComplete', 'emit C', 'fwd ReadyForQuery', 'emit D']);
+    expect(h.log).toEqual([
+      'fwd ParseComplete',
+      'emit A',
+      'emit B',
+      'fwd BindComplete',
+      'emit C',
+      'fwd ReadyForQuery',
+      'emit D',
+    ]);
     expect(h.plan.pending).toBe(0);
   });
 

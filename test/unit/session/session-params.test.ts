@@ -115,7 +115,7 @@ describe('SessionParams', () => {
 
     appliedOn(c).set('work_mem', '1MB');
     appliedOn(c).delete('search_path');
-    expect(p.syncSql(c)).toBe('RESET "work_mem"; SELECT pg_catalog.set_config(\'search_path\', \'s1\', false)');
+    expect(p.syncSql(c)).toBe("RESET \"work_mem\"; SELECT pg_catalog.set_config('search_path', 's1', false)");
   });
 
   it('quotes quotes in names and values', () => {

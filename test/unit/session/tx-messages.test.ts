@@ -5,7 +5,14 @@ import { describe, expect, it } from 'vitest';
 import type { ServerConn } from '../../../src/pool/server-conn.js';
 import { decodeErrorFields } from '../../../src/protocol/backend.js';
 import { BE, FE } from '../../../src/protocol/codes.js';
-import { bindStatement, CLOSE_COMPLETE, decodeParse, encodeTarget, KIND_STATEMENT, PARSE_COMPLETE } from '../../../src/protocol/extended.js';
+import {
+  bindStatement,
+  CLOSE_COMPLETE,
+  decodeParse,
+  encodeTarget,
+  KIND_STATEMENT,
+  PARSE_COMPLETE,
+} from '../../../src/protocol/extended.js';
 import type { PinReason, SqlEffects } from '../../../src/session/context.js';
 import { ResponsePlan, Verdict } from '../../../src/session/response-plan.js';
 import { appliedOn, SessionParams } from '../../../src/session/session-params.js';
@@ -17,7 +24,9 @@ const NO_TYPES = Buffer.from([0, 0]);
 const hex = (b: Buffer) => b.toString('hex');
 
 /** One client: its TxMessages, and a fake relay attached to `server` that records what it would do. */
-function client(opts: { effects?: Record<string, Partial<SqlEffects>>; maxPrepared?: number; startup?: Record<string, string> } = {}) {
+function client(
+  opts: { effects?: Record<string, Partial<SqlEffects>>; maxPrepared?: number; startup?: Record<string, string> } = {},
+) {
   const params = new SessionParams(new Map(Object.entries(opts.startup ?? {})));
   const analyzed: string[] = [];
   const analyze = (sql: string): SqlEffects => {
@@ -472,7 +481,9 @@ describe('session effects', () => {
   });
 
   it('a pinning Parse pins at Parse time (named and unnamed)', () => {
-    const c = client({ effects: { 'LISTEN ch': { pins: ['listen'] }, "SELECT pg_advisory_lock(1)": { pins: ['advisory_lock'] } } });
+    const c = client({
+      effects: { 'LISTEN ch': { pins: ['listen'] }, 'SELECT pg_advisory_lock(1)': { pins: ['advisory_lock'] } },
+    });
     c.feed(serialize.parse({ name: 'l', text: 'LISTEN ch' }));
     expect(c.pins).toEqual(['listen']);
     c.feed(serialize.parse({ text: 'SELECT pg_advisory_lock(1)' }));
