@@ -30,7 +30,12 @@ export function targetFromUrl(url: string, node: string): ServerTarget {
     node,
     host: decodeURIComponent(u.hostname).replace(/^\[|\]$/g, '') || '127.0.0.1',
     port: Number(u.port || 5432),
-    sslmode: mode === 'require' || mode === 'verify-ca' || mode === 'verify-full' ? 'require' : mode === 'prefer' ? 'prefer' : 'disable',
+    sslmode:
+      mode === 'require' || mode === 'verify-ca' || mode === 'verify-full'
+        ? 'require'
+        : mode === 'prefer'
+          ? 'prefer'
+          : 'disable',
   };
 }
 
@@ -43,7 +48,10 @@ function secureContext(cfg: Config, log: Logger): tls.SecureContext | null {
   try {
     return tls.createSecureContext(selfSignedCert());
   } catch (e) {
-    log.warn({ err: (e as Error).message }, 'cannot generate a self-signed certificate (is openssl installed?); TLS disabled');
+    log.warn(
+      { err: (e as Error).message },
+      'cannot generate a self-signed certificate (is openssl installed?); TLS disabled',
+    );
     return null;
   }
 }
@@ -118,7 +126,14 @@ export async function startApp(cfg: Config, log: Logger): Promise<App> {
     admin = { host: a.host, port: started.port };
     adminServer = started.server;
   }
-  log.info({ listen: `${listen.host}:${listen.port}`, admin: admin ? `${admin.host}:${admin.port}` : undefined, pool_mode: cfg.pool_mode }, 'pgnear listening');
+  log.info(
+    {
+      listen: `${listen.host}:${listen.port}`,
+      admin: admin ? `${admin.host}:${admin.port}` : undefined,
+      pool_mode: cfg.pool_mode,
+    },
+    'pgnear listening',
+  );
   return {
     listen,
     admin,

@@ -6,14 +6,28 @@ export function createLogger(level: string, pretty: boolean, fd: 1 | 2 = 1): Log
     level,
     base: { name: 'pgnear' },
     redact: {
-      paths: ['password', '*.password', 'secret', '*.secret', 'clientKey', '*.clientKey', 'url', '*.url', 'creds', '*.creds'],
+      paths: [
+        'password',
+        '*.password',
+        'secret',
+        '*.secret',
+        'clientKey',
+        '*.clientKey',
+        'url',
+        '*.url',
+        'creds',
+        '*.creds',
+      ],
       censor: '[redacted]',
     },
   };
   if (pretty) {
     return pino({
       ...opts,
-      transport: { target: 'pino-pretty', options: { destination: fd, colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname,name' } },
+      transport: {
+        target: 'pino-pretty',
+        options: { destination: fd, colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname,name' },
+      },
     });
   }
   return pino(opts, pino.destination({ fd, sync: false }));

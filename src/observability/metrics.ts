@@ -4,7 +4,11 @@ import type { SessionEvents } from '../session/context.js';
 
 export class Metrics {
   readonly registry = new client.Registry();
-  private readonly clients = new client.Gauge({ name: 'pgnear_client_connections', help: 'Logged-in client connections', registers: [this.registry] });
+  private readonly clients = new client.Gauge({
+    name: 'pgnear_client_connections',
+    help: 'Logged-in client connections',
+    registers: [this.registry],
+  });
   private readonly logins = new client.Counter({
     name: 'pgnear_client_logins_total',
     help: 'Client login attempts by result and SQLSTATE',
@@ -32,11 +36,33 @@ export class Metrics {
   });
 
   /** Pool gauges, read from the pools at scrape time (the first gauge's collect fills all three). */
-  watchPools(stats: () => { node: string; user: string; database: string; idle: number; active: number; tested: number; connecting: number; waiting: number; maxWaitMs: number }[]): void {
+  watchPools(
+    stats: () => {
+      node: string;
+      user: string;
+      database: string;
+      idle: number;
+      active: number;
+      tested: number;
+      connecting: number;
+      waiting: number;
+      maxWaitMs: number;
+    }[],
+  ): void {
     const labelNames = ['node', 'user', 'database'] as const;
     const r = [this.registry];
-    const waiting = new client.Gauge({ name: 'pgnear_pool_waiting_clients', help: 'Clients queued for a server connection', labelNames, registers: [] });
-    const maxWait = new client.Gauge({ name: 'pgnear_pool_max_wait_seconds', help: 'Age of the oldest queued client', labelNames, registers: [] });
+    const waiting = new client.Gauge({
+      name: 'pgnear_pool_waiting_clients',
+      help: 'Clients queued for a server connection',
+      labelNames,
+      registers: [],
+    });
+    const maxWait = new client.Gauge({
+      name: 'pgnear_pool_max_wait_seconds',
+      help: 'Age of the oldest queued client',
+      labelNames,
+      registers: [],
+    });
     new client.Gauge({
       name: 'pgnear_pool_servers',
       help: 'Server connections per pool by state',

@@ -133,7 +133,9 @@ export class PoolSet {
         this.dbs.set(dbId, db);
       }
       const { connect, onEvent, onError } = this.settings;
-      const limits = poolSize ? { ...this.limits, poolSize, minPoolSize: Math.min(this.limits.minPoolSize, poolSize) } : this.limits;
+      const limits = poolSize
+        ? { ...this.limits, poolSize, minPoolSize: Math.min(this.limits.minPoolSize, poolSize) }
+        : this.limits;
       p = new NodePool({ target, key, limits, dbSlots: db, connect, onEvent, onError });
       this.pools.set(id, p);
     }

@@ -1,7 +1,13 @@
 // One server connection: TCP (optionally TLS) connect, startup and login, internal queries, and close.
 import net from 'node:net';
 import tls from 'node:tls';
-import { decodeAuth, decodeBackendKeyData, decodeErrorFields, decodeParameterStatus, readyStatus } from '../protocol/backend.js';
+import {
+  decodeAuth,
+  decodeBackendKeyData,
+  decodeErrorFields,
+  decodeParameterStatus,
+  readyStatus,
+} from '../protocol/backend.js';
 import { BE, type TxStatus } from '../protocol/codes.js';
 import { FrameScanner, WATCH_ALL } from '../protocol/framer.js';
 import { encodeQuery, TERMINATE } from '../protocol/frontend.js';
@@ -64,7 +70,10 @@ export class ServerConn {
   ): Promise<ServerConn> {
     const raw = net.connect({ host: target.host, port: target.port, noDelay: true });
     const conn = new ServerConn(target, raw);
-    const timer = setTimeout(() => raw.destroy(new ServerError(`timeout connecting to server ${target.node}`, '08006')), timeoutMs);
+    const timer = setTimeout(
+      () => raw.destroy(new ServerError(`timeout connecting to server ${target.node}`, '08006')),
+      timeoutMs,
+    );
     try {
       await new Promise<void>((resolve, reject) => {
         raw.once('connect', resolve);
@@ -124,7 +133,14 @@ export class ServerConn {
               break;
             case BE.ErrorResponse: {
               const fields = decodeErrorFields(f);
-              done(new ServerError(fields.get('M') ?? 'server error', fields.get('C') ?? 'XX000', Buffer.from(f), fields.get('S')));
+              done(
+                new ServerError(
+                  fields.get('M') ?? 'server error',
+                  fields.get('C') ?? 'XX000',
+                  Buffer.from(f),
+                  fields.get('S'),
+                ),
+              );
               break;
             }
             case BE.NegotiateProtocolVersion:
@@ -184,7 +200,12 @@ export class ServerConn {
             }
           } else if (type === BE.ErrorResponse) {
             const fields = decodeErrorFields(f);
-            error = new ServerError(fields.get('M') ?? 'error', fields.get('C') ?? 'XX000', Buffer.from(f), fields.get('S'));
+            error = new ServerError(
+              fields.get('M') ?? 'error',
+              fields.get('C') ?? 'XX000',
+              Buffer.from(f),
+              fields.get('S'),
+            );
           } else if (type === BE.ReadyForQuery) {
             this.txStatus = readyStatus(f);
             finish();
@@ -226,13 +247,18 @@ function negotiateTls(raw: net.Socket, target: ServerTarget): Promise<net.Socket
     raw.once('data', (b: Buffer) => {
       if (b.length !== 1) return reject(new ServerError('invalid response to SSLRequest', '08P01'));
       if (b[0] === 0x4e) {
-        if (target.sslmode === 'require') reject(new ServerError(`server ${target.node} does not support SSL`, '08006'));
+        if (target.sslmode === 'require')
+          reject(new ServerError(`server ${target.node} does not support SSL`, '08006'));
         else resolve(raw);
         return;
       }
       if (b[0] !== 0x53) return reject(new ServerError('invalid response to SSLRequest', '08P01'));
       // Like libpq's sslmode=require: encrypted, certificate not verified.
-      const s = tls.connect({ socket: raw, rejectUnauthorized: false, servername: net.isIP(target.host) ? undefined : target.host });
+      const s = tls.connect({
+        socket: raw,
+        rejectUnauthorized: false,
+        servername: net.isIP(target.host) ? undefined : target.host,
+      });
       s.once('secureConnect', () => resolve(s));
       s.once('error', reject);
     });

@@ -34,7 +34,8 @@ export class ServerLogin {
       }
       case AUTH.SASL: {
         const mechs = data.toString('utf8').split('\0');
-        if (!mechs.includes(SCRAM_MECHANISM)) throw new ServerAuthError(`server offers no supported SASL mechanism (${mechs.join(', ')})`);
+        if (!mechs.includes(SCRAM_MECHANISM))
+          throw new ServerAuthError(`server offers no supported SASL mechanism (${mechs.join(', ')})`);
         if (c.kind === 'password') this.scram = new ScramClient({ password: c.password });
         else if (c.kind === 'scram-keys') this.scram = new ScramClient({ clientKey: c.clientKey, secret: c.secret });
         else throw this.cannot('SCRAM-SHA-256');

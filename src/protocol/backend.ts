@@ -100,7 +100,9 @@ export function readyStatus(frame: Buffer): TxStatus {
 /** NegotiateProtocolVersion: newest minor we support plus the protocol options we did not recognise. */
 export function encodeNegotiateProtocolVersion(minor: number, unrecognized: string[]): Buffer {
   const w = new Writer();
-  w.begin(BE.NegotiateProtocolVersion).int32((3 << 16) | minor).int32(unrecognized.length);
+  w.begin(BE.NegotiateProtocolVersion)
+    .int32((3 << 16) | minor)
+    .int32(unrecognized.length);
   for (const o of unrecognized) w.cstr(o);
   return w.end().finish();
 }

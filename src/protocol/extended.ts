@@ -58,7 +58,8 @@ export function rewriteBindStatement(frame: Buffer, stmt: string): Buffer {
 export function decodeTarget(frame: Buffer): { kind: number; name: string } {
   const r = new Reader(frame, 5);
   const kind = r.byte();
-  if (kind !== 0x53 && kind !== 0x50) throw new ProtocolError(`invalid ${String.fromCharCode(frame[0])} message subtype ${kind}`);
+  if (kind !== 0x53 && kind !== 0x50)
+    throw new ProtocolError(`invalid ${String.fromCharCode(frame[0])} message subtype ${kind}`);
   return { kind, name: r.cstr() };
 }
 

@@ -50,3 +50,20 @@ export function decodeSASLInitialResponse(frame: Buffer): { mechanism: string; d
 export function decodeSASLResponse(frame: Buffer): Buffer {
   return new Reader(frame, 5).rest();
 }
+
+/** Message types a frontend may send after startup (non-zero = valid). */
+export const FRONTEND_TYPES: Uint8Array = (() => {
+  const t = new Uint8Array(256);
+  for (const ty of Object.values(FE)) t[ty] = 1;
+  return t;
+})();
+
+/**
+ * What a relay watches on the client side: every message but CopyData is delivered whole, so the session knows
+ * where requests start and end; CopyData streams through uncollected to keep memory flat.
+ */
+export const CLIENT_WATCH: Uint8Array = (() => {
+  const t = new Uint8Array(256).fill(1);
+  t[FE.CopyData] = 0;
+  return t;
+})();

@@ -34,7 +34,8 @@ export function decodeStartupPacket(pkt: Buffer): StartupPacket {
   if (major === 3) {
     // name/value pairs terminated by an empty name
     for (;;) {
-      if (r.remaining() === 0) throw new ProtocolError('invalid startup packet layout: expected terminator as last byte');
+      if (r.remaining() === 0)
+        throw new ProtocolError('invalid startup packet layout: expected terminator as last byte');
       const name = r.cstr();
       if (name === '') break;
       params.set(name, r.cstr());

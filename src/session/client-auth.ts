@@ -50,7 +50,8 @@ export async function authenticateClient(
   user: string,
   secret: StoredSecret | null,
 ): Promise<ServerCredentials> {
-  const failed = (detail?: string) => new AuthFailure(`password authentication failed for user "${user}"`, SQLSTATE.InvalidPassword, detail);
+  const failed = (detail?: string) =>
+    new AuthFailure(`password authentication failed for user "${user}"`, SQLSTATE.InvalidPassword, detail);
   if (method === 'trust') {
     if (!secret) throw new AuthFailure(`role "${user}" does not exist`, SQLSTATE.InvalidAuthorization);
     return credsFrom(secret);
@@ -69,7 +70,8 @@ export async function authenticateClient(
     const salt = randomBytes(4);
     io.send(encodeAuth(AUTH.MD5Password, salt));
     const resp = decodePassword(await recvPassword(io, 'password'));
-    const hash = secret?.kind === 'md5' ? secret.hash : secret?.kind === 'plain' ? md5Hash(secret.password, user) : null;
+    const hash =
+      secret?.kind === 'md5' ? secret.hash : secret?.kind === 'plain' ? md5Hash(secret.password, user) : null;
     if (!hash || !md5Verify(hash, salt, resp)) throw failed();
     return credsFrom(secret);
   }

@@ -19,11 +19,11 @@ import { ServerError, type ServerConn } from '../pool/server-conn.js';
 import { type Cancellable, sendCancel } from './cancel.js';
 import { authenticateClient } from './client-auth.js';
 import type { SessionContext } from './context.js';
-import { describeFailure, LoginError } from './failures.js';
+import { ADMIN_SHUTDOWN, checkStartup, describeFailure, IDLE_IN_TRANSACTION, SERVER_GONE } from './failures.js';
 import { Relay } from './relay.js';
 import type { ServerCredentials } from '../pool/credentials.js';
 import type { ServerTarget } from '../pool/server-conn.js';
-import { txLogin, txRelay } from './tx-login.js';
+import { txLogin, txPool, txRelay } from './tx-login.js';
 import type { TxRelay } from './tx-relay.js';
 
 type State = 'startup' | 'auth' | 'connecting' | 'active' | 'closed';
@@ -151,19 +151,7 @@ export class ClientSession implements Cancellable {
   }
 
   private beginLogin(params: Map<string, string>): void {
-    const s = this.ctx.settings;
-    if (s.tlsMode === 'require' && !this.tlsActive) {
-      throw new LoginError(SQLSTATE.InvalidAuthorization, 'SSL required', 'pgnear is configured with tls.mode: require');
-    }
-    if (this.ctx.isShuttingDown()) throw new LoginError(SQLSTATE.CannotConnectNow, 'the database system is shutting down');
-    const user = params.get('user');
-    if (!user) throw new LoginError(SQLSTATE.InvalidAuthorization, 'no PostgreSQL user name specified in startup packet');
-    if (params.has('replication') && params.get('replication') !== 'false' && params.get('replication') !== '0') {
-      throw new LoginError(SQLSTATE.FeatureNotSupported, 'replication connections are not supported by pgnear');
-    }
-    if (this.ctx.activeClients.count >= s.maxClientConn) {
-      throw new LoginError(SQLSTATE.TooManyConnections, 'sorry, too many clients already');
-    }
+    const user = checkStartup(params, this.ctx, this.tlsActive);
     this.ctx.activeClients.count++;
     this.counted = true;
     this.ctx.events.clientOpened();
@@ -187,7 +175,8 @@ export class ClientSession implements Cancellable {
         this.waiter = null;
         w(f);
       } else {
-        if (this.inbox.length >= MAX_QUEUED_AUTH_FRAMES) throw new ProtocolError('too many messages before login completed');
+        if (this.inbox.length >= MAX_QUEUED_AUTH_FRAMES)
+          throw new ProtocolError('too many messages before login completed');
         this.inbox.push(f);
       }
       return false;
@@ -246,48 +235,39 @@ export class ClientSession implements Cancellable {
     }
   }
 
-  private async loginTransaction(target: ServerTarget, creds: ServerCredentials, startup: Map<string, string>, size?: number): Promise<void> {
-    const key = { user: this.user, database: this.database, startup: [['user', this.user], ['database', this.database]] as [string, string][] };
-    const pool = this.ctx.pools.get(target, key, size);
+  private async loginTransaction(
+    target: ServerTarget,
+    creds: ServerCredentials,
+    startup: Map<string, string>,
+    size?: number,
+  ): Promise<void> {
+    const pool = txPool(this.ctx, target, this.user, this.database, size);
     const { params, status, server } = await this.serverLogin(() => txLogin(pool, creds, startup));
     void pool.release(server, { reusable: true, reset: false });
     if (this.isClosed()) return;
     this.pool = pool;
     this.key = this.ctx.cancels.register(this);
     this.socket.write(Buffer.concat([...status, encodeBackendKeyData(this.key.pid, this.key.secret), RFQ_IDLE]));
-    this.tx = txRelay(this.socket, this.ctx, pool, creds, params, {
+    this.tx = txRelay(this.socket, this.ctx, pool, creds, params, this.log, {
       onReady: (st) => this.onReady(st, this.tx!.plan.pending),
       onTerminate: () => this.close('client terminated'),
-      onPinned: (reason) => {
-        this.log.info({ reason }, 'client pinned to its server connection');
-        this.ctx.events.clientPinned(reason);
-      },
       onFatal: (err, where, canReport) => {
         if (where === 'server_gone') this.onServerGone(canReport, null);
-        else if (where === 'idle_in_transaction') {
-          this.fatal({ severity: 'FATAL', code: '25P03', message: 'terminating connection due to idle-in-transaction timeout' });
-        } else this.failFromError(err);
+        else if (where === 'idle_in_transaction') this.fatal(IDLE_IN_TRANSACTION);
+        else this.failFromError(err);
       },
     });
     this.activate();
   }
 
   private onReady(status: string, pending: number): void {
-    if (status === 'I' && this.ctx.isShuttingDown() && pending === 0) {
-      this.fatal({ severity: 'FATAL', code: SQLSTATE.AdminShutdown, message: 'terminating connection due to administrator command' });
-    }
+    if (status === 'I' && this.ctx.isShuttingDown() && pending === 0) this.fatal(ADMIN_SHUTDOWN);
   }
 
   private onServerGone(canReport: boolean, server: ServerConn | null): void {
     this.log.warn({ server: server?.id, node: server?.target.node }, 'server connection lost mid-session');
-    if (canReport) {
-      this.fatal({
-        severity: 'FATAL',
-        code: SQLSTATE.ConnectionFailure,
-        message: 'server closed the connection unexpectedly',
-        detail: 'This probably means the server terminated abnormally before or while processing the request.',
-      });
-    } else this.close('server closed');
+    if (canReport) this.fatal(SERVER_GONE);
+    else this.close('server closed');
   }
 
   private activate(): void {
@@ -295,7 +275,10 @@ export class ClientSession implements Cancellable {
     this.loginTimer = null;
     this.state = 'active';
     this.ctx.events.loginSucceeded();
-    this.log.debug({ user: this.user, database: this.database, mode: this.tx ? 'transaction' : 'session' }, 'client logged in');
+    this.log.debug(
+      { user: this.user, database: this.database, mode: this.tx ? 'transaction' : 'session' },
+      'client logged in',
+    );
     const pump = this.tx ?? this.relay!;
     for (const f of this.inbox.splice(0)) pump.fromClient(f);
     this.socket.resume();
@@ -337,7 +320,14 @@ export class ClientSession implements Cancellable {
     this.loginTimer = null;
     if (this.state === 'active' || this.state === 'closed') return;
     this.log.info({ state: this.state }, 'client login timeout');
-    this.fatal({ severity: 'FATAL', code: SQLSTATE.ProtocolViolation, message: 'client_login_timeout (server down or wrong credentials?)' }, 'login timeout');
+    this.fatal(
+      {
+        severity: 'FATAL',
+        code: SQLSTATE.ProtocolViolation,
+        message: 'client_login_timeout (server down or wrong credentials?)',
+      },
+      'login timeout',
+    );
   }
 
   private failFromError(e: unknown): void {
@@ -394,4 +384,3 @@ export class ClientSession implements Cancellable {
     }
   }
 }
-

@@ -50,4 +50,3 @@ export interface SessionContext {
   activeClients: { count: number };
   isShuttingDown(): boolean;
 }
-

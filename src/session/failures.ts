@@ -1,10 +1,11 @@
 // Maps whatever ended a session (login refusal, server error, protocol violation, pool timeout) to the
 // ErrorResponse the client gets and to one structured log line.
-import { encodeError } from '../protocol/backend.js';
+import { encodeError, type ErrorFields } from '../protocol/backend.js';
 import { SQLSTATE } from '../protocol/codes.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { ServerError } from '../pool/server-conn.js';
 import { AuthFailure } from './client-auth.js';
+import type { SessionContext } from './context.js';
 import { SecretLookupError } from './secrets.js';
 
 /** A login refused by pgnear itself, reported as FATAL with a Postgres SQLSTATE. */
@@ -18,6 +19,49 @@ export class LoginError extends Error {
     super(message);
   }
 }
+
+/** Startup checks before authentication; returns the user name or throws the LoginError Postgres would send. */
+export function checkStartup(
+  params: Map<string, string>,
+  ctx: Pick<SessionContext, 'settings' | 'isShuttingDown' | 'activeClients'>,
+  tlsActive: boolean,
+): string {
+  const s = ctx.settings;
+  if (s.tlsMode === 'require' && !tlsActive) {
+    throw new LoginError(SQLSTATE.InvalidAuthorization, 'SSL required', 'pgnear is configured with tls.mode: require');
+  }
+  if (ctx.isShuttingDown()) throw new LoginError(SQLSTATE.CannotConnectNow, 'the database system is shutting down');
+  const user = params.get('user');
+  if (!user) throw new LoginError(SQLSTATE.InvalidAuthorization, 'no PostgreSQL user name specified in startup packet');
+  const repl = params.get('replication');
+  if (repl !== undefined && repl !== 'false' && repl !== '0') {
+    throw new LoginError(SQLSTATE.FeatureNotSupported, 'replication connections are not supported by pgnear');
+  }
+  if (ctx.activeClients.count >= s.maxClientConn) {
+    throw new LoginError(SQLSTATE.TooManyConnections, 'sorry, too many clients already');
+  }
+  return user;
+}
+
+export const ADMIN_SHUTDOWN: ErrorFields = {
+  severity: 'FATAL',
+  code: SQLSTATE.AdminShutdown,
+  message: 'terminating connection due to administrator command',
+};
+
+export const SERVER_GONE: ErrorFields = {
+  severity: 'FATAL',
+  code: SQLSTATE.ConnectionFailure,
+  message: 'server closed the connection unexpectedly',
+  detail: 'This probably means the server terminated abnormally before or while processing the request.',
+};
+
+/** Worded as Postgres words its own idle_in_transaction_session_timeout. */
+export const IDLE_IN_TRANSACTION: ErrorFields = {
+  severity: 'FATAL',
+  code: '25P03',
+  message: 'terminating connection due to idle-in-transaction timeout',
+};
 
 export interface Failure {
   frame: Buffer;
@@ -37,25 +81,66 @@ function isPoolError(e: unknown): e is Error & { sqlstate: string } {
 }
 
 export function describeFailure(e: unknown): Failure {
-  const fatal = (code: string, message: string, detail?: string) => encodeError({ severity: 'FATAL', code, message, detail });
+  const fatal = (code: string, message: string, detail?: string) =>
+    encodeError({ severity: 'FATAL', code, message, detail });
   if (e instanceof LoginError || e instanceof AuthFailure) {
-    return { frame: fatal(e.sqlstate, e.message, e.detail), sqlstate: e.sqlstate, loginFailed: true, level: 'info', event: 'login rejected', logMessage: e.message, reason: e.message };
+    return {
+      frame: fatal(e.sqlstate, e.message, e.detail),
+      sqlstate: e.sqlstate,
+      loginFailed: true,
+      level: 'info',
+      event: 'login rejected',
+      logMessage: e.message,
+      reason: e.message,
+    };
   }
   if (isPoolError(e)) {
     // Worded like PgBouncer's "ERROR: query_wait_timeout" so operators recognise it; the client is then closed.
     const frame = encodeError({ severity: 'ERROR', code: e.sqlstate, message: e.message });
-    return { frame, sqlstate: e.sqlstate, loginFailed: false, level: 'warn', event: 'no server connection for client', logMessage: e.message, reason: e.message };
+    return {
+      frame,
+      sqlstate: e.sqlstate,
+      loginFailed: false,
+      level: 'warn',
+      event: 'no server connection for client',
+      logMessage: e.message,
+      reason: e.message,
+    };
   }
   if (e instanceof ServerError) {
     const frame = e.frame ?? fatal(e.sqlstate, e.message);
-    return { frame, sqlstate: e.sqlstate, loginFailed: true, level: 'info', event: 'server refused login', logMessage: e.message, reason: 'server error' };
+    return {
+      frame,
+      sqlstate: e.sqlstate,
+      loginFailed: true,
+      level: 'info',
+      event: 'server refused login',
+      logMessage: e.message,
+      reason: 'server error',
+    };
   }
   if (e instanceof SecretLookupError) {
     const code = SQLSTATE.ConnectionFailure;
-    return { frame: fatal(code, e.message), sqlstate: code, loginFailed: true, level: 'warn', event: 'cannot look up the role secret', logMessage: e.message, reason: e.message };
+    return {
+      frame: fatal(code, e.message),
+      sqlstate: code,
+      loginFailed: true,
+      level: 'warn',
+      event: 'cannot look up the role secret',
+      logMessage: e.message,
+      reason: e.message,
+    };
   }
   if (e instanceof ProtocolError) {
-    return { frame: fatal(e.sqlstate, e.message), sqlstate: e.sqlstate, loginFailed: false, level: 'info', event: 'client protocol violation', logMessage: e.message, reason: 'protocol violation' };
+    return {
+      frame: fatal(e.sqlstate, e.message),
+      sqlstate: e.sqlstate,
+      loginFailed: false,
+      level: 'info',
+      event: 'client protocol violation',
+      logMessage: e.message,
+      reason: 'protocol violation',
+    };
   }
   const msg = (e as Error)?.message ?? String(e);
   return {

@@ -54,7 +54,11 @@ export class Listener {
   async shutdown(graceMs: number): Promise<void> {
     this.closing = true;
     this.server.close();
-    const terminate = { severity: 'FATAL' as const, code: SQLSTATE.AdminShutdown, message: 'terminating connection due to administrator command' };
+    const terminate = {
+      severity: 'FATAL' as const,
+      code: SQLSTATE.AdminShutdown,
+      message: 'terminating connection due to administrator command',
+    };
     for (const s of this.sessions) if (s.idle()) s.fatal(terminate);
     const deadline = Date.now() + graceMs;
     while (this.sessions.size > 0 && Date.now() < deadline) {

@@ -3,24 +3,11 @@ import type net from 'node:net';
 import { decodeErrorFields, decodeParameterStatus, readyStatus } from '../protocol/backend.js';
 import { BE, FE, type TxStatus } from '../protocol/codes.js';
 import { FrameScanner, type FrameSink, watchTable } from '../protocol/framer.js';
+import { CLIENT_WATCH, FRONTEND_TYPES } from '../protocol/frontend.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ServerConn } from '../pool/server-conn.js';
 
 /** Message types a frontend may send after startup. */
-const FRONTEND_TYPES = new Set<number>([
-  FE.Bind, FE.Close, FE.CopyData, FE.CopyDone, FE.CopyFail, FE.Describe, FE.Execute,
-  FE.Flush, FE.FunctionCall, FE.Parse, FE.Password, FE.Query, FE.Sync, FE.Terminate,
-]);
-
-/**
- * Client side: every message is delivered (one call per message, never a copy when it fits the chunk) so the
- * session knows where requests end; CopyData alone streams through uncollected to keep memory flat.
- */
-const CLIENT_WATCH = (() => {
-  const t = new Uint8Array(256).fill(1);
-  t[FE.CopyData] = 0;
-  return t;
-})();
 /** Server side: only what pgnear acts on; rows stream through as raw bytes. */
 const SERVER_WATCH = watchTable([BE.ReadyForQuery, BE.ErrorResponse, BE.ParameterStatus]);
 
@@ -111,7 +98,7 @@ export class Relay {
   }
 
   private onClientFrame(type: number): boolean {
-    if (!FRONTEND_TYPES.has(type)) {
+    if (!FRONTEND_TYPES[type]) {
       throw new ProtocolError(`invalid frontend message type ${type}`);
     }
     if (type === FE.Terminate) {

@@ -19,10 +19,22 @@ export type Slot = (typeof Slot)[keyof typeof Slot];
 /** Terminal replies of extended messages: ParseComplete, BindComplete, CloseComplete, NoData, RowDescription
  * (Describe), CommandComplete, EmptyQueryResponse, PortalSuspended (Execute). */
 const TERMINAL = new Uint8Array(256);
-for (const t of [BE.ParseComplete, BE.BindComplete, BE.CloseComplete, BE.NoData, BE.RowDescription, BE.CommandComplete, BE.EmptyQueryResponse, BE.PortalSuspended]) TERMINAL[t] = 1;
+for (const t of [
+  BE.ParseComplete,
+  BE.BindComplete,
+  BE.CloseComplete,
+  BE.NoData,
+  BE.RowDescription,
+  BE.CommandComplete,
+  BE.EmptyQueryResponse,
+  BE.PortalSuspended,
+])
+  TERMINAL[t] = 1;
 
 /** Server message types the plan must see. */
-export const PLAN_WATCH: readonly number[] = [...Array(256).keys()].filter((t) => TERMINAL[t]).concat([BE.ErrorResponse, BE.ReadyForQuery]);
+export const PLAN_WATCH: readonly number[] = [...Array(256).keys()]
+  .filter((t) => TERMINAL[t])
+  .concat([BE.ErrorResponse, BE.ReadyForQuery]);
 
 /** Action for a server frame. */
 export const Verdict = { Forward: 0, Drop: 1 } as const;
@@ -56,7 +68,8 @@ export class ResponsePlan {
 
   /** Does the server owe replies to a Sync, Query or FunctionCall? */
   get awaitingReady(): boolean {
-    for (let i = 0; i < this.len; i++) if (this.kinds[(this.head + i) & (this.kinds.length - 1)] === Slot.Sync) return true;
+    for (let i = 0; i < this.len; i++)
+      if (this.kinds[(this.head + i) & (this.kinds.length - 1)] === Slot.Sync) return true;
     return false;
   }
 

@@ -78,7 +78,8 @@ export class SessionParams {
     let sets = '';
     let resets = '';
     for (const [k, v] of this.wanted) {
-      if (have.get(k) !== v) sets += `${sets ? ', ' : 'SELECT '}pg_catalog.set_config(${quoteLiteral(k)}, ${quoteLiteral(v)}, false)`;
+      if (have.get(k) !== v)
+        sets += `${sets ? ', ' : 'SELECT '}pg_catalog.set_config(${quoteLiteral(k)}, ${quoteLiteral(v)}, false)`;
     }
     for (const k of have.keys()) if (!this.wanted.has(k)) resets += `RESET ${quoteIdent(k)}; `;
     if (!sets && !resets) return null;
@@ -120,7 +121,10 @@ export class SessionParams {
   readBackSql(): { sql: string; names: string[] } | null {
     if (this.dirty.size === 0) return null;
     const names = [...this.dirty];
-    return { sql: `SELECT unnest(ARRAY[${names.map((n) => `pg_catalog.current_setting(${quoteLiteral(n)}, true)`).join(', ')}])`, names };
+    return {
+      sql: `SELECT unnest(ARRAY[${names.map((n) => `pg_catalog.current_setting(${quoteLiteral(n)}, true)`).join(', ')}])`,
+      names,
+    };
   }
 
   /** Record read-back values: they are now both what the client has and what the server carries. */

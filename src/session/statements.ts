@@ -67,12 +67,12 @@ const perServer = new WeakMap<ServerConn, ServerStatements>();
  */
 const knownGood = new LRUCache<string, true>({ max: 20_000 });
 
-export function markGood(shared: string): void {
-  knownGood.set(shared, true);
+export function markGood(scope: string, shared: string): void {
+  knownGood.set(`${scope}\0${shared}`, true);
 }
 
-export function isKnownGood(shared: string): boolean {
-  return knownGood.get(shared) === true;
+export function isKnownGood(scope: string, shared: string): boolean {
+  return knownGood.get(`${scope}\0${shared}`) === true;
 }
 
 export function serverStatements(conn: ServerConn, max: number): ServerStatements {

@@ -3,7 +3,8 @@
 import type net from 'node:net';
 import { encodeParameterStatus } from '../protocol/backend.js';
 import type { NodePool } from '../pool/node-pool.js';
-import { ServerError, type ServerConn } from '../pool/server-conn.js';
+import type { Logger } from 'pino';
+import { ServerError, type ServerConn, type ServerTarget } from '../pool/server-conn.js';
 import type { ServerCredentials } from '../pool/credentials.js';
 import type { SessionContext } from './context.js';
 import { SessionParams } from './session-params.js';
@@ -35,19 +36,44 @@ export async function txLogin(
   return { params, status, server };
 }
 
+/** Transaction-mode pools log in with user and database only; the client's settings are applied per transaction. */
+export function txPool(
+  ctx: SessionContext,
+  target: ServerTarget,
+  user: string,
+  database: string,
+  size?: number,
+): NodePool {
+  const startup: [string, string][] = [
+    ['user', user],
+    ['database', database],
+  ];
+  return ctx.pools.get(target, { user, database, startup }, size);
+}
+
 export function txRelay(
   socket: net.Socket,
   ctx: SessionContext,
   pool: NodePool,
   creds: ServerCredentials,
   params: SessionParams,
-  hooks: Pick<TxRelayDeps, 'onReady' | 'onTerminate' | 'onPinned' | 'onFatal'>,
+  log: Logger,
+  hooks: Pick<TxRelayDeps, 'onReady' | 'onTerminate' | 'onFatal'>,
 ): TxRelay {
   const s = ctx.settings;
   return new TxRelay(socket, {
+    onPinned: (reason) => {
+      log.info({ reason }, 'client pinned to its server connection');
+      ctx.events.clientPinned(reason);
+    },
     acquire: (signal) => pool.acquire(creds, signal),
     release: (conn, reusable) => void pool.release(conn, { reusable, reset: false }),
-    messages: new TxMessages((sql) => ctx.analyze(sql), params, s.maxPreparedStatements),
+    messages: new TxMessages(
+      (sql) => ctx.analyze(sql),
+      params,
+      s.maxPreparedStatements,
+      `${pool.opts.target.host}:${pool.opts.target.port}/${pool.opts.key.database}`,
+    ),
     params,
     maxMessage: s.maxMessageSize,
     idleTransactionTimeoutMs: s.idleTransactionTimeoutMs,

@@ -18,7 +18,15 @@ import type { ServerConn } from '../pool/server-conn.js';
 import type { PinReason, SqlEffects } from './context.js';
 import { type ResponsePlan, Slot } from './response-plan.js';
 import type { SessionParams } from './session-params.js';
-import { type ClientStatement, ClientStatements, isKnownGood, markGood, type ServerStatements, serverStatements, sharedName } from './statements.js';
+import {
+  type ClientStatement,
+  ClientStatements,
+  isKnownGood,
+  markGood,
+  type ServerStatements,
+  serverStatements,
+  sharedName,
+} from './statements.js';
 
 /** What the handler needs from the relay that owns the server connection. */
 export interface TxOutput {
@@ -41,6 +49,8 @@ interface ParseTag {
   restore?: ClientStatement;
 }
 
+type Effects = SqlEffects & { readonly dropsStatements?: boolean };
+
 export class TxMessages {
   readonly statements: ClientStatements;
   /** Effects of the unnamed statement, applied when it is bound. */
@@ -55,6 +65,8 @@ export class TxMessages {
     private readonly analyze: (sql: string) => SqlEffects,
     private readonly params: SessionParams,
     private readonly maxPrepared: number,
+    /** Validity of a statement is known per database (its schema): "known good" entries are kept per scope. */
+    private readonly scope = '',
   ) {
     this.statements = new ClientStatements(maxPrepared);
   }
@@ -64,9 +76,7 @@ export class TxMessages {
     if (this.localError && type !== FE.Sync) return false;
     switch (type) {
       case FE.Query: {
-        const sql = decodeQuery(f);
-        this.apply(this.analyze(sql), out);
-        if (DISCARD_ALL.test(sql) || DEALLOCATE_ALL.test(sql)) this.dropAllStatements(out);
+        this.apply(this.effectsFor(decodeQuery(f)), out);
         out.plan.push(Slot.Sync);
         return true;
       }
@@ -120,8 +130,8 @@ export class TxMessages {
         const p = decodeParse(f);
         if (p.name === '') return false;
         const shared = sharedName(p.sql, p.types);
-        if (!isKnownGood(shared)) return false;
-        const effects = this.analyze(p.sql);
+        if (!isKnownGood(this.scope, shared)) return false;
+        const effects = this.effectsFor(p.sql);
         if (effects.pins.length) return false; // pinning needs the server it will run on
         if (this.statements.has(p.name)) {
           this.fail(plan, '42P05', `prepared statement "${p.name}" already exists`);
@@ -144,7 +154,7 @@ export class TxMessages {
     if (!t) return;
     this.tags.delete(tag);
     if (ok) {
-      markGood(t.shared);
+      markGood(this.scope, t.shared);
       return;
     }
     if (t.restore) {
@@ -166,17 +176,22 @@ export class TxMessages {
 
   private parse(f: Buffer, out: TxOutput): boolean {
     const p = decodeParse(f);
-    const effects = this.analyze(p.sql);
+    const effects = this.effectsFor(p.sql);
     if (effects.pins.length) out.pin(effects.pins[0]);
     if (p.name === '') {
       this.unnamedEffects = effects;
       out.plan.push(Slot.Ext);
       return true;
     }
-    if (this.statements.has(p.name)) return this.fail(out.plan, '42P05', `prepared statement "${p.name}" already exists`);
+    if (this.statements.has(p.name))
+      return this.fail(out.plan, '42P05', `prepared statement "${p.name}" already exists`);
     const st = { shared: sharedName(p.sql, p.types), sql: p.sql, types: Buffer.from(p.types) };
     if (!this.statements.add(p.name, st)) {
-      return this.fail(out.plan, '54000', `too many prepared statements on this connection (pgnear keeps at most ${this.maxPrepared * 10})`);
+      return this.fail(
+        out.plan,
+        '54000',
+        `too many prepared statements on this connection (pgnear keeps at most ${this.maxPrepared * 10})`,
+      );
     }
     this.effectsOf.set(st, effects);
     const ss = serverStatements(out.server, this.maxPrepared);
@@ -243,7 +258,15 @@ export class TxMessages {
     out.plan.push(Slot.Hidden, this.tag('', st.shared, ss));
   }
 
-  private apply(e: SqlEffects, out: TxOutput): void {
+  /** The analyzer's effects, plus whether the SQL drops every prepared statement (drivers send it either way). */
+  private effectsFor(sql: string): Effects {
+    const e = this.analyze(sql);
+    if (sql.length < 64 && (DISCARD_ALL.test(sql) || DEALLOCATE_ALL.test(sql))) return { ...e, dropsStatements: true };
+    return e;
+  }
+
+  private apply(e: Effects, out: TxOutput): void {
+    if ((e as { dropsStatements?: boolean }).dropsStatements) this.dropAllStatements(out);
     if (e.pins.length) out.pin(e.pins[0]);
     if (e.sets.length) this.params.noteSet(e.sets);
     if (e.resets.length) this.params.noteReset(e.resets, out.server);

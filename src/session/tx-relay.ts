@@ -4,6 +4,7 @@ import type net from 'node:net';
 import { decodeErrorFields, decodeParameterStatus, readyStatus } from '../protocol/backend.js';
 import { BE, FE, type TxStatus } from '../protocol/codes.js';
 import { FrameScanner, type FrameSink, watchTable } from '../protocol/framer.js';
+import { CLIENT_WATCH, FRONTEND_TYPES } from '../protocol/frontend.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ServerConn } from '../pool/server-conn.js';
 import type { PinReason } from './context.js';
@@ -11,16 +12,6 @@ import { PLAN_WATCH, ResponsePlan, Verdict } from './response-plan.js';
 import type { SessionParams } from './session-params.js';
 import type { TxMessages, TxOutput } from './tx-messages.js';
 
-const FRONTEND_TYPES = new Set<number>([
-  FE.Bind, FE.Close, FE.CopyData, FE.CopyDone, FE.CopyFail, FE.Describe, FE.Execute,
-  FE.Flush, FE.FunctionCall, FE.Parse, FE.Password, FE.Query, FE.Sync, FE.Terminate,
-]);
-/** Every client message but CopyData is delivered: the handler must see where requests start and end. */
-const CLIENT_WATCH = (() => {
-  const t = new Uint8Array(256).fill(1);
-  t[FE.CopyData] = 0;
-  return t;
-})();
 const SERVER_WATCH = watchTable([...PLAN_WATCH, BE.ParameterStatus]);
 const SERVER_MAX_FRAME = 0x40000000;
 /** Client messages held while a server is being acquired; the client socket is paused meanwhile. */
@@ -38,7 +29,11 @@ export interface TxRelayDeps {
   onTerminate(): void;
   onPinned(reason: string): void;
   /** Fatal for the session: the error frame (or null) and a reason for logs. */
-  onFatal(err: unknown, where: 'acquire' | 'server_gone' | 'protocol' | 'idle_in_transaction' | 'sync', canReport: boolean): void;
+  onFatal(
+    err: unknown,
+    where: 'acquire' | 'server_gone' | 'protocol' | 'idle_in_transaction' | 'sync',
+    canReport: boolean,
+  ): void;
 }
 
 type State = 'idle' | 'acquiring' | 'attached' | 'finishing' | 'closed';
@@ -136,7 +131,7 @@ export class TxRelay implements TxOutput {
   }
 
   private onClientFrame(type: number, f: Buffer): boolean {
-    if (!FRONTEND_TYPES.has(type)) throw new ProtocolError(`invalid frontend message type ${type}`);
+    if (!FRONTEND_TYPES[type]) throw new ProtocolError(`invalid frontend message type ${type}`);
     if (type === FE.Terminate) {
       this.deps.onTerminate();
       return false;
@@ -151,7 +146,8 @@ export class TxRelay implements TxOutput {
     }
     if (this.state === 'closed') return false;
     if (this.state === 'idle' && this.deps.messages.handleIdle(type, f, this.plan)) return false;
-    if (this.queue.length >= MAX_QUEUED) throw new ProtocolError('too many messages while waiting for a server connection');
+    if (this.queue.length >= MAX_QUEUED)
+      throw new ProtocolError('too many messages while waiting for a server connection');
     this.queue.push(f);
     this.client.pause();
     if (this.state === 'idle') this.startAcquire();
@@ -371,7 +367,8 @@ export class TxRelay implements TxOutput {
       return;
     }
     // Messages since the last ReadyForQuery may have opened an implicit transaction that only the server knows.
-    const clean = !this.unsynced && this.plan.pending === 0 && this.clientScanner.atBoundary() && this.serverScanner.atBoundary();
+    const clean =
+      !this.unsynced && this.plan.pending === 0 && this.clientScanner.atBoundary() && this.serverScanner.atBoundary();
     this.plan.clear();
     const conn = this.detach();
     if (!conn) return;

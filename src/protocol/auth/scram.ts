@@ -52,7 +52,11 @@ function clientKeyOf(password: string, salt: Buffer, iterations: number): { clie
   return { clientKey: hmac(salted, 'Client Key'), serverKey: hmac(salted, 'Server Key') };
 }
 
-export function scramSecretFromPassword(password: string, salt: Buffer = randomBytes(16), iterations = 4096): ScramSecret {
+export function scramSecretFromPassword(
+  password: string,
+  salt: Buffer = randomBytes(16),
+  iterations = 4096,
+): ScramSecret {
   const { clientKey, serverKey } = clientKeyOf(password, salt, iterations);
   return { iterations, salt, storedKey: sha256(clientKey), serverKey };
 }
@@ -102,7 +106,8 @@ export class ScramServer {
       throw new ScramError('client requires SCRAM channel binding, but it is not supported');
     }
     if (flag !== 'n' && flag !== 'y') throw new ScramError('malformed SCRAM message');
-    if (msg.slice(c1 + 1, c2) !== '') throw new ScramError('client uses authorization identity, but it is not supported');
+    if (msg.slice(c1 + 1, c2) !== '')
+      throw new ScramError('client uses authorization identity, but it is not supported');
     this.gs2 = msg.slice(0, c2 + 1);
     this.clientFirstBare = msg.slice(c2 + 1);
     const a = attrs(this.clientFirstBare);
@@ -137,9 +142,7 @@ export class ScramServer {
 }
 
 /** Credentials pgnear can log in to a server with using SCRAM. */
-export type ScramClientCreds =
-  | { password: string }
-  | { clientKey: Buffer; secret: ScramSecret };
+export type ScramClientCreds = { password: string } | { clientKey: Buffer; secret: ScramSecret };
 
 /** pgnear as the SCRAM client, logging in to a server. */
 export class ScramClient {
