@@ -13,6 +13,9 @@ import { Listener } from './session/listener.js';
 import { Secrets } from './session/secrets.js';
 import { initSqlAnalysis, SqlAnalyzer } from './routing/sql-analysis.js';
 import { selfSignedCert } from './util/selfsigned.js';
+import { buildRouting } from './routing-services.js';
+import { StaticProbeSource } from './topology/static-source.js';
+import type { NodeSpec } from './topology/types.js';
 
 export interface App {
   /** Where clients connect. */
@@ -56,12 +59,40 @@ function secureContext(cfg: Config, log: Logger): tls.SecureContext | null {
   }
 }
 
+/** Nodes as configured: the primary first; names default to the role and region. */
+function nodeSpecs(cfg: Config): NodeSpec[] {
+  const used = new Set<string>();
+  const unique = (name: string) => {
+    let n = name;
+    for (let i = 2; used.has(n); i++) n = `${name}-${i}`;
+    used.add(n);
+    return n;
+  };
+  const p = cfg.primary!;
+  return [
+    { name: unique(p.name ?? 'primary'), url: p.url, region: p.region, configuredRole: 'primary' as const },
+    ...cfg.replicas.map((r) => ({
+      name: unique(r.name ?? (r.region ? `replica-${r.region}` : 'replica')),
+      url: r.url,
+      region: r.region,
+      configuredRole: 'replica' as const,
+    })),
+  ];
+}
+
 export async function startApp(cfg: Config, log: Logger): Promise<App> {
   const metrics = new Metrics();
   const primaryUrl = cfg.primary!.url;
-  const primary = targetFromUrl(primaryUrl, cfg.primary!.name ?? 'primary');
+  const specs = nodeSpecs(cfg);
+  const targets = new Map(specs.map((n) => [n.name, targetFromUrl(n.url, n.name)]));
+  const primary = targets.get(specs[0].name)!;
+  const topology = new StaticProbeSource(specs, {
+    intervalMs: cfg.routing.monitor_interval,
+    log: (level, obj, msg) => log[level](obj, msg),
+  });
+  await topology.start();
   await initSqlAnalysis();
-  const analyzer = new SqlAnalyzer();
+  const analyzer = new SqlAnalyzer({ extraWriteFunctions: cfg.routing.write_functions });
   const p = cfg.pool;
   const pools = new PoolSet({
     poolSize: p.pool_size,
@@ -109,6 +140,7 @@ export async function startApp(cfg: Config, log: Logger): Promise<App> {
       return { mode: u?.pool_mode ?? d?.pool_mode ?? cfg.pool_mode, size: u?.pool_size ?? d?.pool_size };
     },
     analyze: (sql) => analyzer.effects(sql),
+    routing: buildRouting(cfg, topology, analyzer, targets, (d) => metrics.routeDecision(d.node, d.role, d.reason)),
     activeClients,
     isShuttingDown: () => shuttingDown,
   };
@@ -141,6 +173,7 @@ export async function startApp(cfg: Config, log: Logger): Promise<App> {
       shuttingDown = true;
       await listener.shutdown(graceMs);
       pools.closeAll('shutdown');
+      await topology.stop();
       adminServer?.close();
       await secrets.close();
     },

@@ -48,6 +48,26 @@ const database = z.strictObject({
   pool_size: z.number().int().positive().optional(),
 });
 
+const routeTarget = z.enum(['primary', 'replica', 'auto']);
+const consistency = z.enum(['session', 'global', 'token', 'eventual']);
+
+const rule = z.strictObject({
+  /** Every given field must match; first matching rule wins. */
+  match: z
+    .strictObject({
+      user: z.string().optional(),
+      database: z.string().optional(),
+      application_name: z.string().optional(),
+      /** Regular expression (case-insensitive) tested against the statement text. */
+      pattern: z.string().optional(),
+      /** Statement fingerprint as shown by EXPLAIN ROUTE. */
+      fingerprint: z.string().regex(/^[0-9a-f]{16}$/, 'a fingerprint is 16 hex digits (see EXPLAIN ROUTE)').optional(),
+    })
+    .prefault({}),
+  route: routeTarget.default('auto'),
+  consistency: consistency.optional(),
+});
+
 export const configSchema = z.strictObject({
   /** Where clients connect. */
   listen: hostPort.default('127.0.0.1:6432'),
@@ -117,6 +137,28 @@ export const configSchema = z.strictObject({
       max_prepared_statements: z.number().int().positive().default(1000),
     })
     .prefault({}),
+  routing: z
+    .strictObject({
+      /** off: everything goes to the primary (replicas unused). */
+      enabled: z.boolean().default(true),
+      /** Explicit transactions: to the primary, or to a replica when they are READ ONLY. */
+      transactions: z.enum(['primary', 'read_only_to_replica']).default('read_only_to_replica'),
+      /** Read-your-writes scope: session (per connection), global (this pgnear), token (pgnear.min_lsn), eventual. */
+      consistency: consistency.default('session'),
+      /** A read whose replica has not replayed the needed LSN: wait there, go to the primary, or pick the faster. */
+      lsn_policy: z.enum(['wait', 'primary', 'fastest']).default('fastest'),
+      /** Longest a read waits for a replica to catch up before going to the primary. */
+      max_wait: duration.default(1_000),
+      /** Replicas further behind than this get no reads (0 = no bound). */
+      max_replica_lag_bytes: z.number().int().nonnegative().default(0),
+      max_replica_lag: duration.default(0),
+      /** How often replicas' replay LSN and health are probed. */
+      monitor_interval: duration.default(250),
+      /** Extra functions that make a SELECT a write (built-ins such as nextval are always included). */
+      write_functions: z.array(z.string()).default([]),
+      rules: z.array(rule).default([]),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -130,3 +172,4 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type NodeConfig = z.output<typeof node>;
 export type UserConfig = z.output<typeof user>;
 export type DatabaseConfig = z.output<typeof database>;
+export type RuleConfig = z.output<typeof rule>;

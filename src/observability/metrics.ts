@@ -84,6 +84,17 @@ export class Metrics {
     this.registry.registerMetric(maxWait);
   }
 
+  private readonly routes = new client.Counter({
+    name: 'pgnear_route_decisions_total',
+    help: 'Routing decisions by node, role and reason',
+    labelNames: ['node', 'role', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  routeDecision(node: string, role: string, reason: string): void {
+    this.routes.inc({ node, role, reason });
+  }
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'pgnear_' });
   }

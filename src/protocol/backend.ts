@@ -118,3 +118,34 @@ export function decodeAuth(frame: Buffer): { subtype: number; data: Buffer } {
 export function commandTag(frame: Buffer): string {
   return new Reader(frame, 5).cstr();
 }
+
+export function encodeReady(status: TxStatus): Buffer {
+  return status === 'I' ? RFQ_IDLE : status === 'T' ? RFQ_IN_TX : RFQ_FAILED_TX;
+}
+
+export function encodeCommandComplete(tag: string): Buffer {
+  const w = new Writer(8 + tag.length);
+  w.begin(BE.CommandComplete).cstr(tag);
+  return w.end().finish();
+}
+
+/** A small text result pgnear answers itself: RowDescription (text columns), DataRows, CommandComplete. */
+export function encodeTextResult(columns: readonly string[], rows: readonly (readonly (string | null)[])[], tag: string): Buffer {
+  const w = new Writer(128);
+  w.begin(BE.RowDescription).int16(columns.length);
+  for (const c of columns) w.cstr(c).int32(0).int16(0).int32(25).int16(-1).int32(-1).int16(0);
+  w.end();
+  for (const r of rows) {
+    w.begin(BE.DataRow).int16(r.length);
+    for (const v of r) {
+      if (v === null) w.int32(-1);
+      else {
+        const b = Buffer.from(v, 'utf8');
+        w.int32(b.length).bytes(b);
+      }
+    }
+    w.end();
+  }
+  w.begin(BE.CommandComplete).cstr(tag);
+  return w.end().finish();
+}

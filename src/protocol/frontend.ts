@@ -67,3 +67,10 @@ export const CLIENT_WATCH: Uint8Array = (() => {
   t[FE.CopyData] = 0;
   return t;
 })();
+
+/** Messages that complete a request: the server is borrowed when one arrives. */
+export const REQUEST_END: Uint8Array = (() => {
+  const t = new Uint8Array(256);
+  for (const ty of [FE.Query, FE.Sync, FE.Flush, FE.FunctionCall]) t[ty] = 1;
+  return t;
+})();

@@ -248,7 +248,8 @@ export class ClientSession implements Cancellable {
     this.pool = pool;
     this.key = this.ctx.cancels.register(this);
     this.socket.write(Buffer.concat([...status, encodeBackendKeyData(this.key.pid, this.key.secret), RFQ_IDLE]));
-    this.tx = txRelay(this.socket, this.ctx, pool, creds, params, this.log, {
+    const who = { user: this.user, database: this.database, size, startup };
+    this.tx = txRelay(this.socket, this.ctx, who, creds, params, this.log, {
       onReady: (st) => this.onReady(st, this.tx!.plan.pending),
       onTerminate: () => this.close('client terminated'),
       onFatal: (err, where, canReport) => {

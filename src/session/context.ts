@@ -6,7 +6,8 @@ import type { ServerTarget } from '../pool/server-conn.js';
 import type { CancelRegistry } from './cancel.js';
 import type { AuthMethod } from './client-auth.js';
 import type { SecretSource } from './secrets.js';
-import type { SessionEffects as SqlEffects } from '../routing/sql-analysis.js';
+import type { SessionEffects as SqlEffects, SqlAnalysis } from '../routing/sql-analysis.js';
+import type { Consistency, Decision, RouteInput, RouteNodes } from '../routing/router.js';
 
 export type { PinReason, SessionEffects as SqlEffects } from '../routing/sql-analysis.js';
 
@@ -32,6 +33,29 @@ export interface SessionSettings {
   idleTransactionTimeoutMs: number;
 }
 
+/** What sessions need for read/write routing; app.ts builds it from topology, routing and config. */
+export interface RoutingServices {
+  /** false: every request goes to the primary. */
+  enabled: boolean;
+  consistency: Consistency;
+  maxWaitMs: number;
+  /** Current nodes as the router sees them. */
+  nodes(): RouteNodes;
+  /** How to reach a node's servers. */
+  target(node: string): ServerTarget | null;
+  classify(sql: string): SqlAnalysis;
+  decide(input: RouteInput, nodes: RouteNodes): Decision | null;
+  matchRule(who: { user: string; database: string; applicationName: string; sql: string }): { route: 'primary' | 'replica' | 'auto' } | null;
+  fingerprint(sql: string): string | null;
+  /** Statement texts a replica rejected with 25006. */
+  knownWrites: { has(sql: string): boolean; add(sql: string): void };
+  /** Newest write LSN this pgnear has seen (global consistency). */
+  global: { lsn: bigint | null };
+  /** Servers borrowed per node right now (least outstanding work). */
+  busy: Map<string, number>;
+  onDecision(d: Decision): void;
+}
+
 export interface SessionContext {
   settings: SessionSettings;
   secrets: SecretSource;
@@ -46,6 +70,7 @@ export interface SessionContext {
   poolFor(user: string, database: string): { mode: 'session' | 'transaction'; size: number | undefined };
   /** Session effects of a SQL string (cached; cheap for the common no-effect case). */
   analyze(sql: string): SqlEffects;
+  routing: RoutingServices;
   /** Sessions past startup, counted against max_client_conn. */
   activeClients: { count: number };
   isShuttingDown(): boolean;

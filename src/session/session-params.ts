@@ -50,6 +50,9 @@ export function parseOptions(options: string): [string, string][] {
   return out;
 }
 
+/** pgnear.* settings are pgnear's own (routing); servers never get them. */
+const isOwn = (name: string): boolean => name.toLowerCase().startsWith('pgnear.');
+
 export const quoteLiteral = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 
 export class SessionParams {
@@ -64,11 +67,11 @@ export class SessionParams {
 
   constructor(startup: Map<string, string>) {
     for (const [k, v] of startup) {
-      if (NOT_SETTINGS.has(k)) continue;
+      if (NOT_SETTINGS.has(k) || isOwn(k)) continue;
       this.defaults.set(k.toLowerCase(), v);
     }
     const opts = startup.get('options');
-    if (opts) for (const [k, v] of parseOptions(opts)) this.defaults.set(k, v);
+    if (opts) for (const [k, v] of parseOptions(opts)) if (!isOwn(k)) this.defaults.set(k, v);
     for (const [k, v] of this.defaults) this.wanted.set(k, v);
   }
 
@@ -95,7 +98,7 @@ export class SessionParams {
 
   /** The client ran SET / RESET / set_config on the server it holds. */
   noteSet(names: readonly string[]): void {
-    for (const n of names) this.dirty.add(n);
+    for (const n of names) if (!isOwn(n)) this.dirty.add(n);
   }
 
   noteReset(names: readonly string[], conn: ServerConn): void {

@@ -9,6 +9,8 @@ import type { ServerCredentials } from '../pool/credentials.js';
 import type { SessionContext } from './context.js';
 import { SessionParams } from './session-params.js';
 import { TxMessages } from './tx-messages.js';
+import { LeaseProvider } from './server-lease.js';
+import { RouteSession } from './route-session.js';
 import { TxRelay, type TxRelayDeps } from './tx-relay.js';
 
 /** The ParameterStatus frames a client gets at login: the server's, after the client's settings were applied. */
@@ -54,27 +56,51 @@ export function txPool(
 export function txRelay(
   socket: net.Socket,
   ctx: SessionContext,
-  pool: NodePool,
+  who: { user: string; database: string; size?: number; startup: Map<string, string> },
   creds: ServerCredentials,
   params: SessionParams,
   log: Logger,
   hooks: Pick<TxRelayDeps, 'onReady' | 'onTerminate' | 'onFatal'>,
 ): TxRelay {
   const s = ctx.settings;
+  const route = new RouteSession(
+    ctx.routing,
+    { user: who.user, database: who.database, applicationName: who.startup.get('application_name') ?? '' },
+    who.startup,
+  );
+  const primary = ctx.primary();
+  const messages = new TxMessages(
+    (sql) => ctx.analyze(sql),
+    params,
+    s.maxPreparedStatements,
+    `${primary.host}:${primary.port}/${who.database}`,
+  );
+  const pools = new Map<string, NodePool>();
+  const leases = new LeaseProvider({
+    ctx,
+    creds,
+    params,
+    route,
+    statementSql: (name) => messages.statements.get(name)?.sql,
+    poolOf: (node) => {
+      let p = pools.get(node);
+      if (!p) {
+        const target = ctx.routing.target(node);
+        if (!target) return null;
+        p = txPool(ctx, target, who.user, who.database, who.size);
+        pools.set(node, p);
+      }
+      return p;
+    },
+  });
   return new TxRelay(socket, {
     onPinned: (reason) => {
       log.info({ reason }, 'client pinned to its server connection');
       ctx.events.clientPinned(reason);
     },
-    acquire: (signal) => pool.acquire(creds, signal),
-    release: (conn, reusable) => void pool.release(conn, { reusable, reset: false }),
-    messages: new TxMessages(
-      (sql) => ctx.analyze(sql),
-      params,
-      s.maxPreparedStatements,
-      `${pool.opts.target.host}:${pool.opts.target.port}/${pool.opts.key.database}`,
-    ),
-    params,
+    acquire: (signal, batch, retry) => leases.acquire(signal, batch, retry),
+    intercept: (query, status) => route.intercept(query, status),
+    messages,
     maxMessage: s.maxMessageSize,
     idleTransactionTimeoutMs: s.idleTransactionTimeoutMs,
     ...hooks,

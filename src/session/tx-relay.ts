@@ -1,37 +1,38 @@
 // Transaction-mode pump: borrows a server for each transaction, forwards frames untouched where it can,
 // and gives the server back at ReadyForQuery 'I' unless the client is pinned to it.
 import type net from 'node:net';
-import { decodeErrorFields, decodeParameterStatus, readyStatus } from '../protocol/backend.js';
-import { BE, FE, type TxStatus } from '../protocol/codes.js';
+import { decodeErrorFields, decodeParameterStatus, encodeReady, readyStatus } from '../protocol/backend.js';
+import { BE, FE, SQLSTATE, type TxStatus } from '../protocol/codes.js';
 import { FrameScanner, type FrameSink, watchTable } from '../protocol/framer.js';
-import { CLIENT_WATCH, FRONTEND_TYPES } from '../protocol/frontend.js';
+import { CLIENT_WATCH, FRONTEND_TYPES, REQUEST_END } from '../protocol/frontend.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ServerConn } from '../pool/server-conn.js';
 import type { PinReason } from './context.js';
-import { PLAN_WATCH, ResponsePlan, Verdict } from './response-plan.js';
-import type { SessionParams } from './session-params.js';
+import { PLAN_WATCH, ResponsePlan, Slot, Verdict } from './response-plan.js';
+import { endLease, type Lease } from './server-lease.js';
 import type { TxMessages, TxOutput } from './tx-messages.js';
 
 const SERVER_WATCH = watchTable([...PLAN_WATCH, BE.ParameterStatus]);
 const SERVER_MAX_FRAME = 0x40000000;
-/** Client messages held while a server is being acquired; the client socket is paused meanwhile. */
+/** Client messages held until a request is complete and a server is borrowed for it. */
 const MAX_QUEUED = 10_000;
+const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 export interface TxRelayDeps {
-  acquire(signal: AbortSignal): Promise<ServerConn>;
-  /** Give a server back; reusable = idle, outside a transaction, at a message boundary. */
-  release(conn: ServerConn, reusable: boolean): void;
+  /** Route the batch and borrow a server for it (settings synced, replica caught up when needed). */
+  acquire(signal: AbortSignal, batch: readonly Buffer[], retry: boolean): Promise<Lease>;
+  /** pgnear's own answer to a Query (SET/SHOW pgnear.*, EXPLAIN ROUTE), without ReadyForQuery; null = not ours. */
+  intercept(query: Buffer, status: TxStatus): Buffer | null;
   messages: TxMessages;
-  params: SessionParams;
   maxMessage: number;
   idleTransactionTimeoutMs: number;
   onReady(status: TxStatus): void;
   onTerminate(): void;
   onPinned(reason: string): void;
-  /** Fatal for the session: the error frame (or null) and a reason for logs. */
+  /** Fatal for the session: the error (or null) and where it happened. */
   onFatal(
     err: unknown,
-    where: 'acquire' | 'server_gone' | 'protocol' | 'idle_in_transaction' | 'sync',
+    where: 'acquire' | 'server_gone' | 'protocol' | 'idle_in_transaction',
     canReport: boolean,
   ): void;
 }
@@ -41,6 +42,12 @@ type State = 'idle' | 'acquiring' | 'attached' | 'finishing' | 'closed';
 export class TxRelay implements TxOutput {
   private state: State = 'idle';
   private srv: ServerConn | null = null;
+  private lease: Lease | null = null;
+  /** The batch a replica is running outside a transaction, kept until its first reply in case of 25006. */
+  private retryBatch: Buffer[] | null = null;
+  /** A 25006 from the replica is being swallowed until its ReadyForQuery; then the batch goes to the primary. */
+  private retrying = false;
+  private queuedBytes = 0;
   private readonly clientScanner: FrameScanner;
   private readonly serverScanner = new FrameScanner(SERVER_WATCH, SERVER_MAX_FRAME);
   readonly plan: ResponsePlan;
@@ -74,6 +81,7 @@ export class TxRelay implements TxOutput {
     };
     this.serverSink = {
       passthrough: (b) => {
+        this.retryBatch = null;
         if (!this.client.write(b)) this.srv?.socket.pause();
       },
       frame: (type, f) => this.onServerFrame(type, f),
@@ -90,13 +98,9 @@ export class TxRelay implements TxOutput {
     return this.state === 'attached' || this.state === 'finishing' ? this.srv : null;
   }
 
-  get pinned(): string | null {
-    return this.pinnedBy;
-  }
-
   /** Idle between transactions with nothing in flight (graceful shutdown may close it now). */
   quiet(): boolean {
-    return this.state === 'idle' && this.clientScanner.atBoundary();
+    return this.state === 'idle' && this.queue.length === 0 && this.clientScanner.atBoundary();
   }
 
   fromClient(chunk: Buffer): void {
@@ -140,42 +144,47 @@ export class TxRelay implements TxOutput {
       clearTimeout(this.idleTimer);
       this.idleTimer = null;
     }
-    if (this.state === 'attached') {
-      this.unsynced = true;
-      return this.deps.messages.handle(type, f, this);
-    }
+    if (this.state === 'attached') return this.handle(type, f);
     if (this.state === 'closed') return false;
-    if (this.state === 'idle' && this.deps.messages.handleIdle(type, f, this.plan)) return false;
-    if (this.queue.length >= MAX_QUEUED)
+    if (this.state === 'idle' && this.queue.length === 0) {
+      if (type === FE.Query && this.intercepted(f, 'I')) return false;
+      if (this.deps.messages.handleIdle(type, f, this.plan)) return false;
+    }
+    this.queuedBytes += f.length;
+    if (this.queue.length >= MAX_QUEUED || this.queuedBytes > MAX_QUEUED_BYTES) {
       throw new ProtocolError('too many messages while waiting for a server connection');
+    }
     this.queue.push(f);
-    this.client.pause();
-    if (this.state === 'idle') this.startAcquire();
+    // The route depends on the whole request: borrow a server once it is complete (Query, Sync, Flush, call).
+    if (this.state !== 'idle') this.client.pause();
+    else if (REQUEST_END[type]) this.startAcquire(false);
     return false;
   }
 
-  private startAcquire(): void {
+  /** One client message for the attached server; true = forward it unchanged. */
+  private handle(type: number, f: Buffer): boolean {
+    if (type === FE.Query && this.intercepted(f, this.srv!.txStatus)) return false;
+    this.unsynced = true;
+    return this.deps.messages.handle(type, f, this);
+  }
+
+  private intercepted(f: Buffer, status: TxStatus): boolean {
+    const reply = this.deps.intercept(f, status);
+    if (!reply) return false;
+    this.plan.push(Slot.Synthetic, 0, Buffer.concat([reply, encodeReady(status)]));
+    return true;
+  }
+
+  private startAcquire(retry: boolean): void {
     this.state = 'acquiring';
     this.client.pause();
     const abort = new AbortController();
     this.abort = abort;
-    this.deps.acquire(abort.signal).then(
-      (conn) => {
-        if (this.state !== 'acquiring' || abort.signal.aborted) return this.deps.release(conn, true);
+    this.deps.acquire(abort.signal, this.queue, retry).then(
+      (lease) => {
+        if (this.state !== 'acquiring' || abort.signal.aborted) return lease.release(true);
         this.abort = null;
-        const sql = this.deps.params.syncSql(conn);
-        if (!sql) return this.attach(conn);
-        conn.query(sql).then(
-          () => {
-            this.deps.params.synced(conn);
-            if (this.state === 'acquiring') this.attach(conn);
-            else this.deps.release(conn, true);
-          },
-          (e) => {
-            this.deps.release(conn, !conn.closed && conn.txStatus === 'I');
-            if (this.state === 'acquiring') this.deps.onFatal(e, 'sync', true);
-          },
-        );
+        this.attach(lease);
       },
       (e) => {
         if (this.state === 'acquiring') this.deps.onFatal(e, 'acquire', true);
@@ -183,7 +192,10 @@ export class TxRelay implements TxOutput {
     );
   }
 
-  private attach(conn: ServerConn): void {
+  private attach(lease: Lease): void {
+    const conn = lease.conn;
+    this.lease = lease;
+    this.retryBatch = lease.retryable ? this.queue.slice() : null;
     this.srv = conn;
     this.state = 'attached';
     this.sawFatal = false;
@@ -198,11 +210,11 @@ export class TxRelay implements TxOutput {
   private replayQueue(): void {
     const q = this.queue;
     this.queue = [];
+    this.queuedBytes = 0;
     for (const f of q) {
       if (this.state !== 'attached') break;
       try {
-        this.unsynced = true;
-        if (this.deps.messages.handle(f[0], f, this)) this.srvWrite(f);
+        if (this.handle(f[0], f)) this.srvWrite(f);
       } catch (e) {
         this.deps.onFatal(e, 'protocol', true);
         return;
@@ -239,9 +251,18 @@ export class TxRelay implements TxOutput {
       this.readySeen = true;
       if (this.plan.pending <= 1) this.unsynced = false;
     } else if (type === BE.ErrorResponse) {
-      const sev = decodeErrorFields(f).get('V');
+      const fields = decodeErrorFields(f);
+      const sev = fields.get('V');
       if (sev === 'FATAL' || sev === 'PANIC') this.sawFatal = true;
+      // A replica refused a write we took for a read, before anything reached the client: redo it on the primary.
+      if (this.retryBatch && fields.get('C') === SQLSTATE.ReadOnlySqlTransaction) this.retrying = true;
     }
+    if (this.retrying) {
+      this.plan.onServerFrame(type);
+      this.serverScanner.flush();
+      return false;
+    }
+    if (type !== BE.ParameterStatus) this.retryBatch = null;
     const verdict = this.plan.onServerFrame(type);
     if (verdict === Verdict.Drop) {
       this.serverScanner.flush();
@@ -286,42 +307,48 @@ export class TxRelay implements TxOutput {
       if (ms > 0) this.idleTimer = setTimeout(() => this.onIdleInTransaction(), ms);
       return;
     }
-    if (this.pinnedBy || !this.clientScanner.atBoundary() || !this.serverScanner.atBoundary()) return;
-    const rb = this.deps.params.readBackSql();
-    if (!rb) {
+    const lease = this.lease!;
+    if (this.retrying) {
+      this.retrying = false;
+      const batch = this.retryBatch!;
+      this.retryBatch = null;
+      this.detach();
       this.state = 'idle';
-      this.deps.release(this.detach()!, true);
+      lease.release(true);
+      this.queue = batch.concat(this.queue);
+      this.startAcquire(true);
       return;
     }
-    // The client changed settings: learn their real values before another client can get this server.
+    if (this.pinnedBy || !this.clientScanner.atBoundary() || !this.serverScanner.atBoundary()) return;
+    const job = lease.finish();
+    if (!job) {
+      this.state = 'idle';
+      this.detach();
+      lease.release(true);
+      return;
+    }
+    // Settings changed or a write committed: learn what the server now holds before another client can get it.
     this.state = 'finishing';
     this.detach();
     this.srv = conn;
-    conn.query(rb.sql).then(
-      (values) => {
-        this.deps.params.readBack(conn, rb.names, values);
-        this.afterFinishing(conn, true);
-      },
-      () => this.afterFinishing(conn, false),
-    );
+    job.then((ok) => this.afterFinishing(lease, ok));
   }
 
-  private afterFinishing(conn: ServerConn, ok: boolean): void {
+  private afterFinishing(lease: Lease, ok: boolean): void {
     if (this.state !== 'finishing') return; // closed meanwhile: teardown released it
     this.srv = null;
+    this.lease = null;
     if (!ok) {
-      this.deps.release(conn, false);
+      lease.release(false);
       this.state = 'idle';
-      if (this.queue.length) this.startAcquire();
+      if (this.queue.length) this.startAcquire(false);
       return;
     }
-    if (this.queue.length) {
-      this.state = 'acquiring';
-      this.attach(conn);
-    } else {
-      this.state = 'idle';
-      this.deps.release(conn, true);
-    }
+    // What the client sent meanwhile is a new request: route it afresh.
+    this.state = 'idle';
+    lease.release(true);
+    if (this.queue.some((f) => REQUEST_END[f[0]])) this.startAcquire(false);
+    else this.client.resume();
   }
 
   private onIdleInTransaction(): void {
@@ -344,15 +371,14 @@ export class TxRelay implements TxOutput {
     if (this.state !== 'attached') return;
     const canReport = !this.sawFatal && this.serverScanner.atBoundary();
     this.detach();
+    this.lease?.release(false);
+    this.lease = null;
     this.state = 'idle';
     this.plan.clear();
     this.deps.onFatal(null, 'server_gone', canReport);
   };
 
-  /**
-   * The session ends: a server it holds goes back only when provably clean; a transaction left open is
-   * rolled back first; anything else (mid-message, replies pending) closes the server.
-   */
+  /** The session ends: see endLease for what happens to a server it holds. */
   close(): void {
     if (this.state === 'closed') return;
     const prev = this.state;
@@ -360,27 +386,12 @@ export class TxRelay implements TxOutput {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.client.off('drain', this.onClientDrain);
     this.abort?.abort();
-    if (prev === 'finishing') {
-      const conn = this.srv!;
-      this.srv = null;
-      this.deps.release(conn, false);
-      return;
-    }
+    const lease = this.lease;
+    if (prev === 'finishing') return lease!.release(false);
     // Messages since the last ReadyForQuery may have opened an implicit transaction that only the server knows.
     const clean =
       !this.unsynced && this.plan.pending === 0 && this.clientScanner.atBoundary() && this.serverScanner.atBoundary();
     this.plan.clear();
-    const conn = this.detach();
-    if (!conn) return;
-    if (!clean || conn.closed || this.pinnedBy) {
-      // A pinned server carries the client's session state (temp tables, locks, LISTEN): never reuse it.
-      this.deps.release(conn, false);
-    } else if (conn.txStatus === 'I') this.deps.release(conn, true);
-    else {
-      conn.query('ROLLBACK').then(
-        () => this.deps.release(conn, conn.txStatus === 'I'),
-        () => this.deps.release(conn, false),
-      );
-    }
+    if (this.detach() && lease) endLease(lease, clean && !this.pinnedBy);
   }
 }

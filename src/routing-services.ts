@@ -1,0 +1,77 @@
+// Composition of read/write routing: topology snapshots + classifier + router + rules → what sessions call.
+import { LRUCache } from 'lru-cache';
+import type { Config } from './config/index.js';
+import type { ServerTarget } from './pool/server-conn.js';
+import { Fingerprinter } from './routing/fingerprint.js';
+import { compileRules, matchRule } from './routing/rules.js';
+import { route, type Decision, type RouteNode, type RouteNodes, type RouterConfig } from './routing/router.js';
+import type { SqlAnalyzer } from './routing/sql-analysis.js';
+import type { RoutingServices } from './session/context.js';
+import type { NodeState, TopologySource } from './topology/types.js';
+
+export function buildRouting(
+  cfg: Config,
+  topology: TopologySource,
+  analyzer: SqlAnalyzer,
+  targets: Map<string, ServerTarget>,
+  onDecision: (d: Decision) => void,
+): RoutingServices {
+  const r = cfg.routing;
+  const routerCfg: RouterConfig = {
+    region: cfg.region,
+    maxLagBytes: r.max_replica_lag_bytes > 0 ? r.max_replica_lag_bytes : undefined,
+    maxLagMs: r.max_replica_lag > 0 ? r.max_replica_lag : undefined,
+    policy: r.lsn_policy,
+    maxWaitMs: r.max_wait,
+    transactions: r.transactions,
+  };
+  const rules = compileRules(r.rules);
+  const fingerprinter = new Fingerprinter();
+  const knownWrites = new LRUCache<string, true>({ max: 10_000 });
+  const busy = new Map<string, number>();
+  // Route nodes are rebuilt once per topology snapshot, not per request; only `busy` changes in between.
+  let cachedFor: unknown = null;
+  let cached: RouteNodes = { primary: null, replicas: [] };
+  const toNode = (n: NodeState, role: 'primary' | 'replica'): RouteNode => ({
+    name: n.name,
+    role,
+    region: n.region,
+    healthy: n.healthy,
+    verified: n.verified,
+    replayLsn: n.replayLsn,
+    lagBytes: n.lagBytes,
+    lagMs: n.lagMs,
+    rttMs: n.rttMs,
+    replayRate: n.replayRate,
+    busy: 0,
+  });
+  const nodes = (): RouteNodes => {
+    const snap = topology.current();
+    if (snap !== cachedFor) {
+      cachedFor = snap;
+      cached = {
+        primary: snap.primary ? toNode(snap.primary, 'primary') : null,
+        replicas: r.enabled ? snap.replicas.map((n) => toNode(n, 'replica')) : [],
+      };
+    }
+    if (cached.primary) cached.primary.busy = busy.get(cached.primary.name) ?? 0;
+    for (const n of cached.replicas) (n as RouteNode).busy = busy.get(n.name) ?? 0;
+    return cached;
+  };
+  return {
+    enabled: r.enabled,
+    consistency: r.consistency,
+    maxWaitMs: r.max_wait,
+    nodes,
+    target: (node) => targets.get(node) ?? null,
+    classify: (sql) => analyzer.analyze(sql),
+    decide: (input, ns) => route(input, ns, routerCfg),
+    matchRule: (who) =>
+      rules.length === 0 ? null : matchRule(rules, { ...who, fingerprint: () => fingerprinter.fingerprint(who.sql) }),
+    fingerprint: (sql) => fingerprinter.fingerprint(sql),
+    knownWrites: { has: (sql) => knownWrites.has(sql), add: (sql) => void knownWrites.set(sql, true) },
+    global: { lsn: null },
+    busy,
+    onDecision,
+  };
+}

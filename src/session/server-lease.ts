@@ -1,0 +1,146 @@
+// Borrows the server a request's route calls for: the node's pool, the client's settings applied, a replica
+// caught up to the client's last write (or the primary instead), and what to learn before giving it back.
+import type { NodePool } from '../pool/node-pool.js';
+import type { ServerCredentials } from '../pool/credentials.js';
+import { ServerError, type ServerConn } from '../pool/server-conn.js';
+import { formatLsn, parseLsn } from '../routing/lsn.js';
+import type { Decision } from '../routing/router.js';
+import type { SessionContext } from './context.js';
+import type { RouteSession } from './route-session.js';
+import type { SessionParams } from './session-params.js';
+
+/** A server borrowed for one transaction, from the pool the route chose. */
+export interface Lease {
+  readonly conn: ServerConn;
+  /** Give the server back; reusable = idle, outside a transaction, at a message boundary. */
+  release(reusable: boolean): void;
+  /** Work on the server after the transaction ends and before it goes back (settings read-back, write LSN). */
+  finish(): Promise<boolean> | null;
+  /** The batch ran on a replica outside a transaction: a read-only rejection (25006) may be retried on the primary. */
+  readonly retryable: boolean;
+}
+
+/**
+ * The client left: a server it holds goes back only when provably clean; a transaction left open is rolled back
+ * first; anything else (mid-message, replies pending, pinned session state) closes the server.
+ */
+export function endLease(lease: Lease, clean: boolean): void {
+  const conn = lease.conn;
+  if (!clean || conn.closed) lease.release(false);
+  else if (conn.txStatus === 'I') lease.release(true);
+  else {
+    conn.query('ROLLBACK').then(
+      () => lease.release(conn.txStatus === 'I'),
+      () => lease.release(false),
+    );
+  }
+}
+
+export interface LeaseDeps {
+  ctx: SessionContext;
+  creds: ServerCredentials;
+  /** The pool of a node for this client's (user, database). */
+  poolOf(node: string): NodePool | null;
+  params: SessionParams;
+  route: RouteSession;
+  statementSql(name: string): string | undefined;
+}
+
+/** A server-side wait in one round trip: loop until the replica replayed `lsn` or the time is up, then say which. */
+export function waitSql(lsn: bigint, ms: number): string {
+  const l = `'${formatLsn(lsn)}'::pg_catalog.pg_lsn`;
+  return (
+    `DO $pgnear$BEGIN WHILE pg_catalog.pg_last_wal_replay_lsn() < ${l} AND pg_catalog.clock_timestamp() < ` +
+    `pg_catalog.statement_timestamp() + interval '${Math.max(1, Math.round(ms))} milliseconds' LOOP ` +
+    `PERFORM pg_catalog.pg_sleep(0.001); END LOOP; END$pgnear$; SELECT pg_catalog.pg_last_wal_replay_lsn() >= ${l}`
+  );
+}
+
+export class LeaseProvider {
+  constructor(private readonly d: LeaseDeps) {}
+
+  async acquire(signal: AbortSignal, batch: readonly Buffer[], retry: boolean): Promise<Lease> {
+    const { route, ctx } = this.d;
+    const plan = route.plan(batch, (n) => this.d.statementSql(n), retry);
+    if (!plan) throw new ServerError('no primary server is available', '08006', null, 'ERROR');
+    let decision = plan.decision;
+    let conn = await this.borrow(decision, signal);
+    if (decision.waitLsn !== undefined) {
+      const caughtUp = await this.waitReplay(conn, decision.waitLsn);
+      if (!caughtUp) {
+        this.give(decision.node, conn, !conn.closed && conn.txStatus === 'I');
+        const primary = ctx.routing.nodes().primary;
+        if (!primary) throw new ServerError('no primary server is available', '08006', null, 'ERROR');
+        decision = { node: primary.name, role: 'primary', reason: 'lsn_fallback' };
+        ctx.routing.onDecision(decision);
+        conn = await this.borrow(decision, signal);
+      }
+    }
+    return this.lease(decision, conn, plan.captureLsn, plan.retryable && decision.role === 'replica');
+  }
+
+  private async borrow(decision: Decision, signal: AbortSignal): Promise<ServerConn> {
+    const pool = this.d.poolOf(decision.node);
+    if (!pool) throw new ServerError(`node ${decision.node} is not reachable`, '08006', null, 'ERROR');
+    const conn = await pool.acquire(this.d.creds, signal);
+    const busy = this.d.ctx.routing.busy;
+    busy.set(decision.node, (busy.get(decision.node) ?? 0) + 1);
+    const sql = this.d.params.syncSql(conn);
+    if (sql) {
+      try {
+        await conn.query(sql);
+        this.d.params.synced(conn);
+      } catch (e) {
+        this.give(decision.node, conn, !conn.closed && conn.txStatus === 'I');
+        throw e;
+      }
+    }
+    return conn;
+  }
+
+  private async waitReplay(conn: ServerConn, lsn: bigint): Promise<boolean> {
+    try {
+      const rows = await conn.query(waitSql(lsn, this.d.ctx.routing.maxWaitMs), this.d.ctx.routing.maxWaitMs + 5_000);
+      return rows[rows.length - 1] === 't';
+    } catch {
+      return false;
+    }
+  }
+
+  private give(node: string, conn: ServerConn, reusable: boolean): void {
+    const busy = this.d.ctx.routing.busy;
+    busy.set(node, Math.max(0, (busy.get(node) ?? 1) - 1));
+    void this.d.poolOf(node)?.release(conn, { reusable, reset: false });
+  }
+
+  private lease(decision: Decision, conn: ServerConn, captureLsn: boolean, retryable: boolean): Lease {
+    const { params, route } = this.d;
+    let released = false;
+    return {
+      conn,
+      retryable,
+      release: (reusable) => {
+        if (released) return;
+        released = true;
+        this.give(decision.node, conn, reusable);
+      },
+      finish: () => {
+        const rb = params.readBackSql();
+        if (!rb && !captureLsn) return null;
+        // One round trip: the settings read back, then (for a write) the WAL position at or past its commit.
+        const sql = `${rb ? `${rb.sql}; ` : ''}${captureLsn ? 'SELECT pg_catalog.pg_current_wal_insert_lsn()::text' : ''}`;
+        return conn.query(sql).then(
+          (rows) => {
+            if (rb) params.readBack(conn, rb.names, rows.slice(0, rb.names.length));
+            if (captureLsn) {
+              const lsn = parseLsn(rows[rows.length - 1] ?? '');
+              if (lsn !== null) route.noteWrite(lsn);
+            }
+            return true;
+          },
+          () => false,
+        );
+      },
+    };
+  }
+}
