@@ -49,7 +49,8 @@ function nodeArg(s: string): { url: string; region?: string } {
 /** Flags win over env, env over the file. */
 function overrides(f: Flags, env: NodeJS.ProcessEnv): Record<string, unknown> {
   const o: Record<string, unknown> = {};
-  const pick = (flag: string | undefined, ...envs: string[]) => flag ?? envs.map((e) => env[e]).find((v) => v !== undefined && v !== '');
+  const pick = (flag: string | undefined, ...envs: string[]) =>
+    flag ?? envs.map((e) => env[e]).find((v) => v !== undefined && v !== '');
   const listen = pick(f.listen, 'PGNEAR_LISTEN');
   if (listen) o.listen = listen;
   const primary = pick(f.primary, 'PGNEAR_PRIMARY');
@@ -109,7 +110,11 @@ async function cmdDev(f: Flags): Promise<number> {
     const extra: Record<string, unknown> = {
       primary: { url: cluster.primary.url, region: cluster.primary.region, name: cluster.primary.name },
       replicas: cluster.replicas.map((r) => ({ url: r.url, region: r.region, name: r.name })),
-      region: (f.region as string | undefined) ?? process.env.PGNEAR_REGION ?? process.env.FLY_REGION ?? cluster.primary.region,
+      region:
+        (f.region as string | undefined) ??
+        process.env.PGNEAR_REGION ??
+        process.env.FLY_REGION ??
+        cluster.primary.region,
       tls: { self_signed: true },
       log: { level: (f['log-level'] as string) ?? 'info', pretty: !json },
     };

@@ -61,7 +61,9 @@ export function buildRouting(
   return {
     enabled: r.enabled,
     consistency: r.consistency,
-    maxWaitMs: r.max_wait,
+    // 'fastest' bets on a replica that usually keeps up; a wrong bet must cost about one primary round trip.
+    waitBudgetMs: () =>
+      r.lsn_policy === 'fastest' ? Math.min(r.max_wait, Math.max(5, 3 * (nodes().primary?.rttMs ?? 1))) : r.max_wait,
     nodes,
     target: (node) => targets.get(node) ?? null,
     classify: (sql) => analyzer.analyze(sql),
@@ -69,7 +71,11 @@ export function buildRouting(
     matchRule: (who) =>
       rules.length === 0 ? null : matchRule(rules, { ...who, fingerprint: () => fingerprinter.fingerprint(who.sql) }),
     fingerprint: (sql) => fingerprinter.fingerprint(sql),
-    knownWrites: { has: (sql) => knownWrites.has(sql), add: (sql) => void knownWrites.set(sql, true) },
+    // By fingerprint, so the same statement with other constants is known too.
+    knownWrites: {
+      has: (sql) => knownWrites.size > 0 && knownWrites.has(fingerprinter.fingerprint(sql) ?? sql),
+      add: (sql) => void knownWrites.set(fingerprinter.fingerprint(sql) ?? sql, true),
+    },
     global: { lsn: null },
     busy,
     onDecision,

@@ -16,7 +16,10 @@ export class ConfigError extends Error {
 }
 
 function pathOf(parts: PropertyKey[]): string {
-  return parts.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
+  return parts
+    .map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))
+    .join('.')
+    .replace(/\.\[/g, '[');
 }
 
 function describe(issues: z.core.$ZodIssue[]): string[] {

@@ -13,9 +13,7 @@ const duration = z.union([z.number().int().nonnegative(), z.string()]).transform
   return Math.round(Number(m[1]) * mult);
 });
 
-const hostPort = z
-  .string()
-  .regex(/^(\[[^\]]+\]|[^:]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:6432');
+const hostPort = z.string().regex(/^(\[[^\]]+\]|[^:]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:6432');
 
 const pgUrl = z
   .string()
@@ -61,7 +59,10 @@ const rule = z.strictObject({
       /** Regular expression (case-insensitive) tested against the statement text. */
       pattern: z.string().optional(),
       /** Statement fingerprint as shown by EXPLAIN ROUTE. */
-      fingerprint: z.string().regex(/^[0-9a-f]{16}$/, 'a fingerprint is 16 hex digits (see EXPLAIN ROUTE)').optional(),
+      fingerprint: z
+        .string()
+        .regex(/^[0-9a-f]{16}$/, 'a fingerprint is 16 hex digits (see EXPLAIN ROUTE)')
+        .optional(),
     })
     .prefault({}),
   route: routeTarget.default('auto'),
@@ -105,7 +106,12 @@ export const configSchema = z.strictObject({
     .strictObject({
       max_client_conn: z.number().int().positive().default(10_000),
       /** Largest message a client may send; bigger ones are refused with 08P01. */
-      max_message_size: z.number().int().min(1024).max(1_073_741_824).default(256 * 1024 * 1024),
+      max_message_size: z
+        .number()
+        .int()
+        .min(1024)
+        .max(1_073_741_824)
+        .default(256 * 1024 * 1024),
       /** Time a client has to finish startup and authentication. */
       client_login_timeout: duration.default(15_000),
       server_connect_timeout: duration.default(5_000),

@@ -248,10 +248,7 @@ async function cloneReplica(exec: PgExec, primary: PgNode, replica: PgNode, pass
     { env: { PGPASSWORD: password } },
   );
   const autoConf = join(replica.dataDir, 'postgresql.auto.conf');
-  await writeFile(
-    autoConf,
-    renderStandbyAutoConf({ name: replica.name, primaryPort: primary.port, password }),
-  );
+  await writeFile(autoConf, renderStandbyAutoConf({ name: replica.name, primaryPort: primary.port, password }));
   await chownToPg(exec, autoConf);
   await writeNodeConf(exec, replica);
   await startWithPortRetry(exec, replica);
@@ -320,13 +317,7 @@ async function waitForReplay(primary: PgNode, replicas: PgNode[], password: stri
   );
 }
 
-function makeCluster(
-  exec: PgExec,
-  dir: string,
-  password: string,
-  primary: PgNode,
-  replicas: PgNode[],
-): LocalCluster {
+function makeCluster(exec: PgExec, dir: string, password: string, primary: PgNode, replicas: PgNode[]): LocalCluster {
   const nodes = [primary, ...replicas];
   // Accept copies of a node too (e.g. {...node}): nodes are identified by name.
   const own = (node: ClusterNode): PgNode => {

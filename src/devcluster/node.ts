@@ -24,9 +24,7 @@ export interface ClusterNode {
 
 export function buildUrl(port: number, user: string, password: string | undefined, database: string): string {
   const auth =
-    password === undefined
-      ? encodeURIComponent(user)
-      : `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
+    password === undefined ? encodeURIComponent(user) : `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
   return `postgres://${auth}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
 }
 
@@ -80,11 +78,9 @@ export class PgNode implements ClusterNode {
 
 export async function writeNodeConf(exec: PgExec, node: PgNode): Promise<void> {
   const path = join(node.dataDir, NODE_CONF_FILE);
-  await writeFile(
-    path,
-    renderNodeConf({ name: node.name, port: node.port, applyDelayMs: node.applyDelayMs }),
-    { mode: 0o600 },
-  );
+  await writeFile(path, renderNodeConf({ name: node.name, port: node.port, applyDelayMs: node.applyDelayMs }), {
+    mode: 0o600,
+  });
   await chownToPg(exec, path);
 }
 
@@ -157,14 +153,9 @@ export async function stopPgNode(
 ): Promise<void> {
   if (node.pid() === undefined) return;
   try {
-    await runPgTool(
-      exec,
-      'pg_ctl',
-      ['-w', '-t', String(timeoutSec), '-D', node.dataDir, '-m', mode, 'stop'],
-      {
-        timeoutMs: (timeoutSec + 15) * 1000,
-      },
-    );
+    await runPgTool(exec, 'pg_ctl', ['-w', '-t', String(timeoutSec), '-D', node.dataDir, '-m', mode, 'stop'], {
+      timeoutMs: (timeoutSec + 15) * 1000,
+    });
   } catch (err) {
     if (node.pid() === undefined) return; // it went down anyway (raced with another stop)
     throw err;

@@ -102,9 +102,7 @@ export function runPgTool(
   opts: RunOptions = {},
 ): Promise<{ stdout: string; stderr: string }> {
   const toolPath = join(exec.binDir, tool);
-  const [file, argv] = exec.runAs
-    ? ['runuser', ['-u', 'postgres', '--', toolPath, ...args]]
-    : [toolPath, args];
+  const [file, argv] = exec.runAs ? ['runuser', ['-u', 'postgres', '--', toolPath, ...args]] : [toolPath, args];
   const display = `${tool} ${args.join(' ')}`;
   return new Promise((resolve, reject) => {
     execFile(

@@ -116,5 +116,3 @@ export async function reapStaleClusters(baseDir: string, log?: (msg: string) => 
   }
   return reaped;
 }
-
-

@@ -130,7 +130,11 @@ export function encodeCommandComplete(tag: string): Buffer {
 }
 
 /** A small text result pgnear answers itself: RowDescription (text columns), DataRows, CommandComplete. */
-export function encodeTextResult(columns: readonly string[], rows: readonly (readonly (string | null)[])[], tag: string): Buffer {
+export function encodeTextResult(
+  columns: readonly string[],
+  rows: readonly (readonly (string | null)[])[],
+  tag: string,
+): Buffer {
   const w = new Writer(128);
   w.begin(BE.RowDescription).int16(columns.length);
   for (const c of columns) w.cstr(c).int32(0).int16(0).int32(25).int16(-1).int32(-1).int16(0);

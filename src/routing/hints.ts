@@ -8,8 +8,9 @@
 // (letters, digits, dashes). Recognised words: primary, replica, route=primary|replica, region=<name>; anything else
 // after 'pgnear:' is ignored.
 //
-// Cost: texts without a comment opener ('/*' or '--') are rejected with two native indexOf scans and no allocation;
-// texts with comments are scanned once, allocating only when a comment holds 'pgnear:'.
+// Cost: texts without a comment opener ('/*' or '--') are rejected with two native indexOf scans, texts without
+// 'pgnear:' (any case) by one regex test, neither allocating; only texts holding both are lexed, allocating only when a
+// comment that is looked at holds the marker.
 
 export interface RouteHint {
   route?: 'primary' | 'replica';
@@ -24,6 +25,7 @@ const isIdent = (c: number) => isIdentStart(c) || (c >= 48 && c <= 57) || c === 
 const isWord = (c: number) => isIdent(c) || c === 45 || c === 61 || c === 46;
 const REGION = /^[a-z0-9][a-z0-9-]*$/;
 const MARKER = 'pgnear:';
+const ANY_MARKER = /pgnear:/i; // not global: test() keeps no state
 
 /** End of a '--' comment starting at i (index of the line break or the text's end). */
 function lineEnd(sql: string, i: number): number {
@@ -107,6 +109,7 @@ function dollarEnd(sql: string, i: number): number {
 /** Hints of the leading comments, or else of the first comment of the text; null when there is none. */
 export function parseHints(sql: string): RouteHint | null {
   if (sql.indexOf('/*') < 0 && sql.indexOf('--') < 0) return null;
+  if (!ANY_MARKER.test(sql)) return null;
   const n = sql.length;
   let acc: RouteHint | null = null;
   let i = 0;

@@ -31,9 +31,10 @@
 // With no (healthy) primary: reads still go to replicas (an LSN fallback becomes a wait); statements needing the
 // primary get null. An unhealthy primary counts as none.
 //
-// Measured (2-vCPU dev VM, Node 20, tsx; test/unit/routing/route-microbench.ts, not a timed test): warm
-// analyze()+route() ≈ 80-90 ns/op for a plain read (3 replicas, 2 regions), ≈ 110 ns/op with minLsn; route() alone
-// ≈ 25-45 ns/op; parseHints ≈ 15 ns/op for texts without comments.
+// Measured (2-vCPU dev VM, Node 20, tsx; `npx tsx test/unit/routing/route-microbench.ts`, not a timed test; noisy):
+// warm analyze() + parseHints() + route() ≈ 130-195 ns/op (3 replicas in 2 regions + primary, 4 texts cycling);
+// route() alone ≈ 40-70 ns/op, ≈ 210 ns/op on the 'fastest' fallback (it formats `detail`); parseHints ≈ 35 ns/op
+// without a hint, ≈ 200 ns/op with one; warm fingerprint() ≈ 25-40 ns/op.
 
 export type RouteReason =
   | 'write'
@@ -142,8 +143,13 @@ function withinLag(n: RouteNode, cfg: RouterConfig): boolean {
 export function catchUpMs(n: RouteNode, lsn: bigint): number {
   if (n.replayLsn === null) return Infinity;
   if (n.replayLsn >= lsn) return 0;
-  if (n.replayRate === null || !(n.replayRate > 0)) return Infinity;
-  return (Number(lsn - n.replayLsn) / n.replayRate) * 1000;
+  // Two estimates, the smaller wins: WAL still to replay at the recent replay rate (poor when little is written,
+  // as the rate is then near zero), and the replica's recent apply lag in time (near zero for a streaming
+  // replica that kept up; its configured delay for a delayed one).
+  const byRate =
+    n.replayRate !== null && n.replayRate > 0 ? (Number(lsn - n.replayLsn) / n.replayRate) * 1000 : Infinity;
+  const byLag = n.lagMs ?? Infinity;
+  return Math.min(byRate, byLag);
 }
 
 /** The read path: a replica (possibly with a wait) or a fallback to the primary. `via` names an override. */
@@ -180,26 +186,27 @@ function read(
   const plain: RouteReason = via ?? 'read';
   if (minLsn === null) return { node: best.name, role: 'replica', reason: plain };
   if (caught !== undefined) return { node: caught.name, role: 'replica', reason: plain };
-  const wait = (detail?: string): Decision => {
-    const d: Decision = { node: best.name, role: 'replica', reason: 'lsn_wait', waitLsn: minLsn };
-    const text = via === undefined ? detail : detail === undefined ? via : `${via}; ${detail}`;
-    if (text !== undefined) d.detail = text;
-    return d;
-  };
-  if (primary === null) return wait('no primary');
+  if (primary === null) return waitOn(best, minLsn, via, 'no primary');
   switch (cfg.policy) {
     case 'wait':
-      return wait();
+      return waitOn(best, minLsn, via, undefined);
     case 'primary':
       return toPrimary(primary, 'lsn_fallback', via);
     case 'fastest': {
       const est = catchUpMs(best, minLsn);
       const rtt = primary.rttMs ?? DEFAULT_PRIMARY_RTT_MS;
       const why = `catch-up ${Number.isFinite(est) ? `${est.toFixed(2)} ms` : 'unknown'} vs primary rtt ${rtt} ms`;
-      if (est < rtt && est < cfg.maxWaitMs) return wait(why);
+      if (est < rtt && est < cfg.maxWaitMs) return waitOn(best, minLsn, via, why);
       return toPrimary(primary, 'lsn_fallback', via === undefined ? why : `${via}; ${why}`);
     }
   }
+}
+
+function waitOn(n: RouteNode, lsn: bigint, via: RouteReason | undefined, why: string | undefined): Decision {
+  const d: Decision = { node: n.name, role: 'replica', reason: 'lsn_wait', waitLsn: lsn };
+  const text = via === undefined ? why : why === undefined ? via : `${via}; ${why}`;
+  if (text !== undefined) d.detail = text;
+  return d;
 }
 
 /** Where a statement runs; null when it needs the primary and there is none (see the file comment for the rules). */

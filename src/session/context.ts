@@ -38,14 +38,20 @@ export interface RoutingServices {
   /** false: every request goes to the primary. */
   enabled: boolean;
   consistency: Consistency;
-  maxWaitMs: number;
+  /** How long a replica may be waited on for an LSN: max_wait, or under 'fastest' about what the primary costs. */
+  waitBudgetMs(): number;
   /** Current nodes as the router sees them. */
   nodes(): RouteNodes;
   /** How to reach a node's servers. */
   target(node: string): ServerTarget | null;
   classify(sql: string): SqlAnalysis;
   decide(input: RouteInput, nodes: RouteNodes): Decision | null;
-  matchRule(who: { user: string; database: string; applicationName: string; sql: string }): { route: 'primary' | 'replica' | 'auto' } | null;
+  matchRule(who: {
+    user: string;
+    database: string;
+    applicationName: string;
+    sql: string;
+  }): { route: 'primary' | 'replica' | 'auto'; consistency?: Consistency } | null;
   fingerprint(sql: string): string | null;
   /** Statement texts a replica rejected with 25006. */
   knownWrites: { has(sql: string): boolean; add(sql: string): void };

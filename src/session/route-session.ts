@@ -46,8 +46,8 @@ export class RouteSession {
   }
 
   /** The LSN a read must observe under the client's consistency scope. */
-  minLsn(): bigint | null {
-    switch (this.consistency) {
+  minLsn(scope: Consistency = this.consistency): bigint | null {
+    switch (scope) {
       case 'session':
         return this.lastWriteLsn;
       case 'global':
@@ -92,7 +92,12 @@ export class RouteSession {
     }
     const nodes = this.r.nodes();
     let decision: Decision | null;
-    if (retry || !this.r.enabled) decision = nodes.primary && { node: nodes.primary.name, role: 'primary', reason: retry ? 'retry_25006' : 'write' };
+    if (retry || !this.r.enabled)
+      decision = nodes.primary && {
+        node: nodes.primary.name,
+        role: 'primary',
+        reason: retry ? 'retry_25006' : 'write',
+      };
     else decision = this.r.decide(this.input(first, write, txn, knownWrite), nodes);
     if (!decision) return null;
     if (retry) for (const sql of texts) this.r.knownWrites.add(sql);
@@ -100,7 +105,8 @@ export class RouteSession {
     const hasReplicas = nodes.replicas.length > 0;
     return {
       decision,
-      captureLsn: hasReplicas && decision.role === 'primary' && (write || knownWrite || txn || decision.reason === 'retry_25006'),
+      captureLsn:
+        hasReplicas && decision.role === 'primary' && (write || knownWrite || txn || decision.reason === 'retry_25006'),
       retryable: decision.role === 'replica' && !txn,
       texts,
     };
@@ -115,7 +121,7 @@ export class RouteSession {
       hint: parseHints(sql),
       sessionRoute: this.route,
       rule,
-      minLsn: write ? null : this.minLsn(),
+      minLsn: write ? null : this.minLsn(rule?.consistency),
       knownWrite,
     };
   }
@@ -141,11 +147,21 @@ export class RouteSession {
     const target = e[1].trim();
     const write = this.r.classify(target).write;
     const txn = status !== 'I' || TXN_START.test(target);
-    const d = status !== 'I' ? null : this.r.decide(this.input(target, write, txn, this.r.knownWrites.has(target)), this.r.nodes());
+    const d =
+      status !== 'I'
+        ? null
+        : this.r.decide(this.input(target, write, txn, this.r.knownWrites.has(target)), this.r.nodes());
     const fp = this.r.fingerprint(target) ?? '';
     const min = this.minLsn();
     const row = d
-      ? [d.node, d.role, d.reason, d.waitLsn !== undefined ? formatLsn(d.waitLsn) : null, min !== null ? formatLsn(min) : null, fp]
+      ? [
+          d.node,
+          d.role,
+          d.reason,
+          d.waitLsn !== undefined ? formatLsn(d.waitLsn) : null,
+          min !== null ? formatLsn(min) : null,
+          fp,
+        ]
       : ['(current)', '(current)', 'in_transaction', null, min !== null ? formatLsn(min) : null, fp];
     return encodeTextResult(['node', 'role', 'reason', 'wait_lsn', 'min_lsn', 'fingerprint'], [row], 'EXPLAIN');
   }
@@ -170,7 +186,8 @@ export class RouteSession {
   private set(name: string, value: string): Buffer | null {
     const v = value.trim();
     if (name === 'route' && ROUTES.has(v.toLowerCase())) this.route = v.toLowerCase() as typeof this.route;
-    else if (name === 'consistency' && CONSISTENCIES.has(v.toLowerCase())) this.consistency = v.toLowerCase() as Consistency;
+    else if (name === 'consistency' && CONSISTENCIES.has(v.toLowerCase()))
+      this.consistency = v.toLowerCase() as Consistency;
     else if (name === 'min_lsn') {
       const l = v === '' ? null : parseLsn(v);
       if (v !== '' && l === null) return invalidValue(name, v);

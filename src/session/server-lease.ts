@@ -66,7 +66,7 @@ export class LeaseProvider {
     let decision = plan.decision;
     let conn = await this.borrow(decision, signal);
     if (decision.waitLsn !== undefined) {
-      const caughtUp = await this.waitReplay(conn, decision.waitLsn);
+      const caughtUp = await this.waitReplay(conn, decision.waitLsn, ctx.routing.waitBudgetMs());
       if (!caughtUp) {
         this.give(decision.node, conn, !conn.closed && conn.txStatus === 'I');
         const primary = ctx.routing.nodes().primary;
@@ -98,9 +98,9 @@ export class LeaseProvider {
     return conn;
   }
 
-  private async waitReplay(conn: ServerConn, lsn: bigint): Promise<boolean> {
+  private async waitReplay(conn: ServerConn, lsn: bigint, ms: number): Promise<boolean> {
     try {
-      const rows = await conn.query(waitSql(lsn, this.d.ctx.routing.maxWaitMs), this.d.ctx.routing.maxWaitMs + 5_000);
+      const rows = await conn.query(waitSql(lsn, ms), ms + 5_000);
       return rows[rows.length - 1] === 't';
     } catch {
       return false;
