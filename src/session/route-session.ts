@@ -59,7 +59,8 @@ export class RouteSession {
     }
   }
 
-  noteWrite(lsn: bigint): void {
+  noteWrite(raw: bigint): void {
+    const lsn = replayable(raw);
     this.lastWriteLsn = maxLsn(this.lastWriteLsn, lsn);
     this.r.global.lsn = maxLsn(this.r.global.lsn, lsn);
   }
@@ -191,7 +192,7 @@ export class RouteSession {
     else if (name === 'min_lsn') {
       const l = v === '' ? null : parseLsn(v);
       if (v !== '' && l === null) return invalidValue(name, v);
-      this.tokenLsn = l;
+      this.tokenLsn = l === null ? null : replayable(l);
     } else if (this.show(name) === undefined) return unknownSetting(name);
     else return invalidValue(name, v);
     return null;
@@ -204,6 +205,16 @@ export class RouteSession {
     else return unknownSetting(name);
     return null;
   }
+}
+
+/**
+ * The insert position just past a WAL page header (page start + 24, or + 40 at a segment start) is where the next
+ * record will go; replay stops at the page start when the last record ended there. No record ends inside a page
+ * header, so the page start is an equivalent target that replay can actually reach.
+ */
+function replayable(lsn: bigint): bigint {
+  const off = lsn % 8192n;
+  return off > 0n && off <= 40n ? lsn - off : lsn;
 }
 
 const unknownSetting = (name: string) =>

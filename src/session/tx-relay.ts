@@ -203,8 +203,11 @@ export class TxRelay implements TxOutput {
     s.on('data', this.onServerData);
     s.on('drain', this.onServerDrain);
     s.on('close', this.onServerClose);
+    // Corked: the queued request leaves in one writev, not one write per message.
+    s.cork();
     this.deps.messages.closeEvicted(this);
     this.replayQueue();
+    s.uncork();
   }
 
   private replayQueue(): void {

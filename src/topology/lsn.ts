@@ -23,6 +23,7 @@ export function formatLsn(lsn: bigint): string {
  * Whether a replica that replayed up to `replay` has everything before the primary's insert LSN `insert`.
  * When the last record ended on a page boundary, pg_current_wal_insert_lsn() points past the next page's
  * header while replay stops at the boundary: that gap (≤ 40 bytes, page-aligned replay) is not pending WAL.
+ * No real record can end there: the next one starts after the header and is ≥ 24 bytes. Assumes 8 kB WAL pages.
  */
 export function lsnCaughtUp(replay: bigint, insert: bigint): boolean {
   if (replay >= insert) return true;

@@ -19,17 +19,24 @@ export const REPLAY_SQL = 'select (case when pg_is_in_recovery() then pg_last_wa
 const NOTICE_PREFIX = 'pgnear_replay=';
 
 /**
- * A server-side wait. COMMIT per iteration releases the snapshot so the loop never holds back (or conflicts
- * with) the replay it waits for; INFO reaches the client whatever client_min_messages says. A DO block cannot
- * return rows, hence the notice.
+ * A server-side wait until the replay position reaches the target (with lsnCaughtUp's page-header tolerance).
+ * COMMIT per iteration releases the snapshot so the loop never holds back (or conflicts with) the replay it
+ * waits for; INFO reaches the client whatever client_min_messages says. A DO block cannot return rows, hence
+ * the notice ('' when the node is not in recovery).
  */
 export function waitSql(lsn: bigint, timeoutMs: number, commit = true): string {
   const ms = Math.max(0, Math.ceil(timeoutMs));
   return `DO $pgnear$
-DECLARE deadline timestamptz := clock_timestamp() + interval '${ms} milliseconds';
+DECLARE
+  target pg_lsn := '${formatLsn(lsn)}';
+  deadline timestamptz := clock_timestamp() + interval '${ms} milliseconds';
+  r pg_lsn;
 BEGIN
-  WHILE pg_is_in_recovery() AND pg_last_wal_replay_lsn() < '${formatLsn(lsn)}'::pg_lsn
-        AND clock_timestamp() < deadline LOOP
+  LOOP
+    r := pg_last_wal_replay_lsn();
+    EXIT WHEN r IS NULL OR NOT pg_is_in_recovery() OR r >= target
+      OR ((r - '0/0'::pg_lsn) % 8192 = 0 AND target - r <= 40)
+      OR clock_timestamp() >= deadline;
     PERFORM pg_sleep(0.001);${commit ? '\n    COMMIT;' : ''}
   END LOOP;
   RAISE INFO '${NOTICE_PREFIX}%', coalesce(case when pg_is_in_recovery() then pg_last_wal_replay_lsn() end::text, '');

@@ -1,5 +1,6 @@
 // Topology from static config + periodic probing: one probe per node per tick, a snapshot per round, replay waits.
 import { derive, describeUrl, ewma, type NodeRecord, type PrimaryIdentity, roleOf } from './derive.js';
+import { lsnCaughtUp } from './lsn.js';
 import { PgProber } from './pg-prober.js';
 import { TIMEOUT, Timers } from './timers.js';
 import type { NodeSpec, NodeState, Prober, TopologyLog, TopologySnapshot, TopologySource } from './types.js';
@@ -137,7 +138,7 @@ export class StaticProbeSource implements TopologySource {
   async waitForReplay(node: string, lsn: bigint, timeoutMs: number): Promise<boolean> {
     const rt = this.#node(node);
     if (this.#stopping) return false;
-    if (rt.last?.inRecovery && rt.lsn !== null && rt.lsn >= lsn) return true;
+    if (this.#reached(rt, lsn)) return true;
     const deadline = Date.now() + timeoutMs;
     for (let own = false; !own;) {
       const remaining = deadline - Date.now();
@@ -150,7 +151,7 @@ export class StaticProbeSource implements TopologySource {
       }
       const reached = await this.#timers.within(w.promise, remaining);
       if (reached === TIMEOUT) return false;
-      if (reached !== null && reached >= lsn) return true;
+      if (reached !== null && lsnCaughtUp(reached, lsn)) return true;
       // A shared wait ended short (earlier deadline or an error): try once more on our own if time is left.
     }
     return false;
@@ -160,6 +161,11 @@ export class StaticProbeSource implements TopologySource {
     const rt = this.#byName.get(name);
     if (!rt) throw new Error(`topology: unknown node "${name}"`);
     return rt;
+  }
+
+  /** The known replay position already covers lsn (see lsnCaughtUp). */
+  #reached(rt: Runtime, lsn: bigint): boolean {
+    return !!rt.last?.inRecovery && rt.lsn !== null && lsnCaughtUp(rt.lsn, lsn);
   }
 
   #enqueueWait(rt: Runtime, target: bigint, deadline: number): Wait {
@@ -179,7 +185,7 @@ export class StaticProbeSource implements TopologySource {
     const w = rt.waits[0];
     if (!w) return;
     const remaining = w.deadline - Date.now();
-    if ((rt.last?.inRecovery && rt.lsn !== null && rt.lsn >= w.target) || remaining <= 0) {
+    if (this.#reached(rt, w.target) || remaining <= 0) {
       rt.waits.shift();
       w.resolve(rt.last?.inRecovery ? rt.lsn : null);
       this.#pumpWaits(rt);

@@ -68,7 +68,11 @@ export interface TopologySource {
   onSnapshot(cb: (s: TopologySnapshot) => void): () => void;
   /** Probe one replica's replay LSN now; concurrent callers share one in-flight probe. Null on failure. */
   refreshReplay(node: string): Promise<bigint | null>;
-  /** Wait (one server round trip) until the replica's replay LSN reaches `lsn`; false on timeout or error. */
+  /**
+   * Wait (one server round trip, none when the known position suffices) until the replica's replay LSN reaches
+   * `lsn` — or is page-aligned ≤ 40 bytes short of it, i.e. `lsn` came from pg_current_wal_insert_lsn() right
+   * after a record that ended on a page boundary (see lsnCaughtUp). False on timeout or error.
+   */
   waitForReplay(node: string, lsn: bigint, timeoutMs: number): Promise<boolean>;
 }
 

@@ -27,6 +27,9 @@ export function clusterConfig(cluster: LocalCluster, extra: Partial<ConfigInput>
     listen: '127.0.0.1:0',
     primary: { url: cluster.primary.url, region: cluster.primary.region, name: cluster.primary.name },
     replicas: cluster.replicas.map((r) => ({ url: r.url, region: r.region, name: r.name })),
+    // Suites that are not about routing set up data on the primary directly and read it through pgnear at once:
+    // they run with routing off unless they configure it (the routing-* suites always do).
+    routing: { enabled: false },
     ...extra,
   } as ConfigInput;
 }

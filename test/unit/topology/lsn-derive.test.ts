@@ -63,9 +63,10 @@ describe('derive helpers', () => {
 describe('pg prober SQL', () => {
   it('inlines only a formatted LSN and an integer timeout into the wait block', () => {
     const sql = waitSql(parseLsn('1/ABC'), 49.2);
-    expect(sql).toContain("'1/ABC'::pg_lsn");
+    expect(sql).toContain("target pg_lsn := '1/ABC';");
     expect(sql).toContain("interval '50 milliseconds'");
     expect(sql).toContain('COMMIT;');
+    expect(sql).toContain('% 8192 = 0 AND target - r <= 40');
     expect(waitSql(1n, 10, false)).not.toContain('COMMIT');
   });
 

@@ -344,6 +344,18 @@ describe('waitForReplay', () => {
     expect(prober.waitReplay).not.toHaveBeenCalled();
   });
 
+  it('a page-aligned replay position a page header short of an insert LSN counts as reached', async () => {
+    healthyCluster();
+    prober.set('r2', replicaResult('0/3002000', P_PORT));
+    make();
+    await src.start();
+    expect(await src.waitForReplay('r2', parseLsn('0/3002018'), 1000)).toBe(true);
+    expect(prober.waitReplay).not.toHaveBeenCalled();
+    prober.waitReplay.mockResolvedValueOnce(parseLsn('0/3004000'));
+    expect(await src.waitForReplay('r2', parseLsn('0/3004018'), 1000)).toBe(true);
+    expect(prober.waitReplay).toHaveBeenCalledTimes(1);
+  });
+
   it('one server wait per node; waits for lower or equal LSNs share it', async () => {
     healthyCluster();
     make();
