@@ -181,6 +181,15 @@ export async function runPgbenchMatrix(ctx: BenchContext, spec: PgbenchScenarioS
               `waited ${q.waitedS.toFixed(0)} s for unrelated CPU to settle (last: ${q.pct.toFixed(0)} % of a core)`,
             );
         }
+        const dead = t.deathNote?.();
+        if (dead) {
+          rec.error = dead;
+          ctx.log(
+            `[${i}/${total}] ${mode} c=${clients} rep ${rep} ${t.name}: SKIPPED: ${dead.split('\n').slice(0, 4).join(' | ')}`,
+          );
+          runs.push(rec);
+          continue;
+        }
         try {
           const r = await runPgbench({
             cluster: ctx.cluster,
@@ -212,6 +221,8 @@ export async function runPgbenchMatrix(ctx: BenchContext, spec: PgbenchScenarioS
         } catch (e) {
           if (isInterrupted()) throw new Error('interrupted');
           rec.error = (e as Error).message;
+          const died = t.deathNote?.();
+          if (died) rec.error += `\n${died}`;
           ctx.log(
             `[${i}/${total}] ${mode} c=${clients} rep ${rep} ${t.name}: FAILED: ${rec.error.split('\n').slice(0, 3).join(' | ')}`,
           );

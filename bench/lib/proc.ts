@@ -30,6 +30,8 @@ export interface Daemon {
   /** Last output lines (stdout and stderr), for error messages. */
   tail(): string;
   exited(): boolean;
+  /** "exit code N" / "signal SIG" once exited, else null. */
+  exitInfo(): string | null;
   /** SIGTERM the process group, SIGKILL after `graceMs`. Idempotent. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -61,9 +63,11 @@ export function startDaemon(cmd: string, args: string[], o: DaemonOptions): Daem
   const log = createWriteStream(o.logFile, { flags: 'a' });
   const lines: string[] = [];
   let exitCode: number | null | undefined;
+  let exitDesc: string | null = null;
   const exitedP = new Promise<void>((r) => {
     child.once('exit', (code, sig) => {
       exitCode = code ?? (sig ? -1 : null);
+      exitDesc = sig ? `signal ${sig}` : `exit code ${code}`;
       untrackGroup(pid);
       r();
     });
@@ -107,6 +111,7 @@ export function startDaemon(cmd: string, args: string[], o: DaemonOptions): Daem
     child,
     tail: () => lines.slice(-15).join('\n'),
     exited: () => exitCode !== undefined,
+    exitInfo: () => exitDesc,
     stop,
   };
 }

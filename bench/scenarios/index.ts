@@ -2,6 +2,7 @@
 import { idle10k } from './idle-10k.js';
 import { idleClients } from './idle-clients.js';
 import { pooling } from './pooling.js';
+import { routing } from './routing.js';
 import { selectOnly } from './select-only.js';
 import type { Scenario } from './types.js';
 
@@ -12,4 +13,5 @@ export const SCENARIOS: Record<string, Scenario> = {
   [idleClients.name]: idleClients,
   [pooling.name]: pooling,
   [idle10k.name]: idle10k,
+  [routing.name]: routing,
 };

@@ -39,6 +39,7 @@ export const haproxy: TargetFactory = {
       variant: () => `tcp ${THREADS} thr`,
       pids: () => [d.pid],
       mainPid: d.pid,
+      deathNote: () => (d.exited() ? `${d.name} exited (${d.exitInfo()}); last output:\n${d.tail()}` : null),
       stop: () => d.stop(5_000),
     };
   },

@@ -66,6 +66,7 @@ export const pgbouncer: TargetFactory = {
       variant: (m) => (tx(m) ? `tx pool ${txPool}` : 'session'),
       pids: () => [d.pid],
       mainPid: d.pid,
+      deathNote: () => (d.exited() ? `${d.name} exited (${d.exitInfo()}); last output:\n${d.tail()}` : null),
       stop: () => d.stop(5_000),
     };
   },

@@ -1,11 +1,14 @@
 // Target "pgnear": the built CLI (`node dist/main.js start --config <generated yaml>`) as a child process.
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
+import { onCleanup } from '../lib/cleanup.js';
 import { startDaemon } from '../lib/proc.js';
 import { type TargetFactory, writeConfig } from './types.js';
 
-const MAIN = resolve(import.meta.dirname, '../../dist/main.js');
+// BENCH_PGNEAR_MAIN=/path/to/dist/main.js benchmarks another build (e.g. a commit built in a scratch checkout).
+const MAIN = resolve(process.env.BENCH_PGNEAR_MAIN ?? resolve(import.meta.dirname, '../../dist/main.js'));
 
 export const pgnear: TargetFactory = {
   name: 'pgnear',
@@ -41,7 +44,16 @@ export const pgnear: TargetFactory = {
     });
     // e.g. BENCH_PGNEAR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile pgnear under load.
     const nodeArgs = (process.env.BENCH_PGNEAR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-    const d = startDaemon(process.execPath, [...nodeArgs, MAIN, 'start', '--config', file], {
+    // This machine is shared: other sessions stop their own pgnear with broad `pkill -f …main.js…` patterns, which
+    // SIGINT/SIGKILLed ours mid-run. Start it through a symlink whose command line matches neither "main.js" nor
+    // "pgnear" (Node resolves the symlink, so its imports still load from dist/).
+    const entryDir = mkdtempSync(join(tmpdir(), 'bench-px-'));
+    const entry = join(entryDir, 'px.js');
+    symlinkSync(MAIN, entry);
+    const liveConfig = join(entryDir, 'px.yaml');
+    copyFileSync(file, liveConfig);
+    onCleanup('remove pgnear entry symlink', () => rmSync(entryDir, { recursive: true, force: true }));
+    const d = startDaemon(process.execPath, [...nodeArgs, entry, 'start', '--config', liveConfig], {
       name: 'pgnear',
       logFile: join(ctx.runtimeDir, 'pgnear.log'),
       onLine: (line) => {
@@ -62,12 +74,13 @@ export const pgnear: TargetFactory = {
     ]);
     return {
       name: 'pgnear',
-      label: mode === 'transaction' ? `pgnear (transaction mode, pool ${poolSize})` : 'pgnear (session mode)',
+      label: `${mode === 'transaction' ? `pgnear (transaction mode, pool ${poolSize})` : 'pgnear (session mode)'}${process.env.BENCH_PGNEAR_MAIN ? ` [${MAIN}]` : ''}`,
       port,
       database: () => 'postgres',
       variant: () => (mode === 'transaction' ? `tx pool ${poolSize}` : 'session'),
       pids: () => [d.pid],
       mainPid: d.pid,
+      deathNote: () => (d.exited() ? `${d.name} exited (${d.exitInfo()}); last output:\n${d.tail()}` : null),
       stop: () => d.stop(5_000),
     };
   },

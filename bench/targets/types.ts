@@ -18,6 +18,8 @@ export interface Target {
   pids(): number[];
   /** Main proxy process, for RSS; undefined for direct. */
   mainPid?: number;
+  /** When the proxy process has exited: how (exit code / signal) and its last log lines; else null. */
+  deathNote?(): string | null;
   stop(): Promise<void>;
 }
 
