@@ -54,15 +54,36 @@ export class Secrets implements SecretSource {
     this.cache = new LRUCache({ max: 10_000, ttl: authQuery?.cacheTtlMs ?? 5_000 });
   }
 
+  /** Lookups in flight per role: a login storm for one role costs one query, not one per client. */
+  private readonly inflight = new Map<string, Promise<StoredSecret | null>>();
+
   async lookup(user: string): Promise<StoredSecret | null> {
     if (this.fixed.has(user)) return this.fixed.get(user) ?? null;
     if (!this.authQuery) return null;
     const hit = this.cache.get(user);
     if (hit) return hit.s;
+    let p = this.inflight.get(user);
+    if (!p) {
+      p = this.query(user).finally(() => this.inflight.delete(user));
+      this.inflight.set(user, p);
+    }
+    return p;
+  }
+
+  /** One auth_query at a time on the shared connection (pg would queue them anyway, with a warning). */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private query(user: string): Promise<StoredSecret | null> {
+    const run = this.queue.then(() => this.runQuery(user));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async runQuery(user: string): Promise<StoredSecret | null> {
     const client = await this.connect();
     let rows: { passwd?: string | null }[];
     try {
-      rows = (await client.query(this.authQuery.query, [user])).rows;
+      rows = (await client.query(this.authQuery!.query, [user])).rows;
     } catch (e) {
       this.drop(client);
       throw new SecretLookupError(`auth_query failed: ${(e as Error).message}`);

@@ -71,6 +71,7 @@ export function txRelay(
   const primary = ctx.primary();
   const messages = new TxMessages(
     (sql) => ctx.analyze(sql),
+    (query, status) => route.intercept(query, status),
     params,
     s.maxPreparedStatements,
     `${primary.host}:${primary.port}/${who.database}`,
@@ -99,7 +100,6 @@ export function txRelay(
       ctx.events.clientPinned(reason);
     },
     acquire: (signal, batch, retry) => leases.acquire(signal, batch, retry),
-    intercept: (query, status) => route.intercept(query, status),
     messages,
     maxMessage: s.maxMessageSize,
     idleTransactionTimeoutMs: s.idleTransactionTimeoutMs,

@@ -1,7 +1,7 @@
 // Client messages in transaction mode: renames prepared statements to pgnear's shared names, answers what
 // the server must not see, and notes session effects (SET, pins) of the SQL the client runs.
-import { encodeError, RFQ_IDLE } from '../protocol/backend.js';
-import { FE } from '../protocol/codes.js';
+import { encodeError, encodeReady, RFQ_IDLE } from '../protocol/backend.js';
+import { FE, type TxStatus } from '../protocol/codes.js';
 import {
   bindStatement,
   CLOSE_COMPLETE,
@@ -63,6 +63,8 @@ export class TxMessages {
 
   constructor(
     private readonly analyze: (sql: string) => SqlEffects,
+    /** pgnear's own reply to a Query, without ReadyForQuery; null = not ours. */
+    private readonly intercept: (query: Buffer, status: TxStatus) => Buffer | null,
     private readonly params: SessionParams,
     private readonly maxPrepared: number,
     /** Validity of a statement is known per database (its schema): "known good" entries are kept per scope. */
@@ -76,6 +78,7 @@ export class TxMessages {
     if (this.localError && type !== FE.Sync) return false;
     switch (type) {
       case FE.Query: {
+        if (this.intercepted(f, out.server.txStatus, out.plan)) return false;
         this.apply(this.effectsFor(decodeQuery(f)), out);
         out.plan.push(Slot.Sync);
         return true;
@@ -110,6 +113,8 @@ export class TxMessages {
   handleIdle(type: number, f: Buffer, plan: ResponsePlan): boolean {
     if (plan.pending > 0) return false;
     switch (type) {
+      case FE.Query:
+        return this.intercepted(f, 'I', plan);
       case FE.Sync:
         this.localError = false;
         plan.push(Slot.Synthetic, 0, RFQ_IDLE);
@@ -146,6 +151,15 @@ export class TxMessages {
       default:
         return false;
     }
+  }
+
+  /** pgnear's own answer (SET/SHOW pgnear.*, EXPLAIN ROUTE) to a simple query, in its place in the stream. */
+  private intercepted(f: Buffer, status: TxStatus, plan: ResponsePlan): boolean {
+    if (this.localError) return false;
+    const reply = this.intercept(f, status);
+    if (!reply) return false;
+    plan.push(Slot.Synthetic, 0, Buffer.concat([reply, encodeReady(status)]));
+    return true;
   }
 
   /** A Parse this handler sent got its reply; if it failed, the statement does not exist. */

@@ -1,14 +1,15 @@
 // Transaction-mode pump: borrows a server for each transaction, forwards frames untouched where it can,
 // and gives the server back at ReadyForQuery 'I' unless the client is pinned to it.
 import type net from 'node:net';
-import { decodeErrorFields, decodeParameterStatus, encodeReady, readyStatus } from '../protocol/backend.js';
-import { BE, FE, SQLSTATE, type TxStatus } from '../protocol/codes.js';
+import { decodeErrorFields, decodeParameterStatus, readyStatus } from '../protocol/backend.js';
+import { BE, FE, type TxStatus } from '../protocol/codes.js';
 import { FrameScanner, type FrameSink, watchTable } from '../protocol/framer.js';
 import { CLIENT_WATCH, FRONTEND_TYPES, REQUEST_END } from '../protocol/frontend.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ServerConn } from '../pool/server-conn.js';
 import type { PinReason } from './context.js';
-import { PLAN_WATCH, ResponsePlan, Slot, Verdict } from './response-plan.js';
+import { PLAN_WATCH, ResponsePlan, Verdict } from './response-plan.js';
+import { ReadOnlyRetry, RetryVerdict } from './retry-readonly.js';
 import { endLease, type Lease } from './server-lease.js';
 import type { TxMessages, TxOutput } from './tx-messages.js';
 
@@ -21,8 +22,6 @@ const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 export interface TxRelayDeps {
   /** Route the batch and borrow a server for it (settings synced, replica caught up when needed). */
   acquire(signal: AbortSignal, batch: readonly Buffer[], retry: boolean): Promise<Lease>;
-  /** pgnear's own answer to a Query (SET/SHOW pgnear.*, EXPLAIN ROUTE), without ReadyForQuery; null = not ours. */
-  intercept(query: Buffer, status: TxStatus): Buffer | null;
   messages: TxMessages;
   maxMessage: number;
   idleTransactionTimeoutMs: number;
@@ -43,10 +42,7 @@ export class TxRelay implements TxOutput {
   private state: State = 'idle';
   private srv: ServerConn | null = null;
   private lease: Lease | null = null;
-  /** The batch a replica is running outside a transaction, kept until its first reply in case of 25006. */
-  private retryBatch: Buffer[] | null = null;
-  /** A 25006 from the replica is being swallowed until its ReadyForQuery; then the batch goes to the primary. */
-  private retrying = false;
+  private readonly retry = new ReadOnlyRetry();
   private queuedBytes = 0;
   private readonly clientScanner: FrameScanner;
   private readonly serverScanner = new FrameScanner(SERVER_WATCH, SERVER_MAX_FRAME);
@@ -81,7 +77,7 @@ export class TxRelay implements TxOutput {
     };
     this.serverSink = {
       passthrough: (b) => {
-        this.retryBatch = null;
+        if (this.retry.armed) this.writeHeld();
         if (!this.client.write(b)) this.srv?.socket.pause();
       },
       frame: (type, f) => this.onServerFrame(type, f),
@@ -146,10 +142,8 @@ export class TxRelay implements TxOutput {
     }
     if (this.state === 'attached') return this.handle(type, f);
     if (this.state === 'closed') return false;
-    if (this.state === 'idle' && this.queue.length === 0) {
-      if (type === FE.Query && this.intercepted(f, 'I')) return false;
-      if (this.deps.messages.handleIdle(type, f, this.plan)) return false;
-    }
+    if (this.state === 'idle' && this.queue.length === 0 && this.deps.messages.handleIdle(type, f, this.plan))
+      return false;
     this.queuedBytes += f.length;
     if (this.queue.length >= MAX_QUEUED || this.queuedBytes > MAX_QUEUED_BYTES) {
       throw new ProtocolError('too many messages while waiting for a server connection');
@@ -163,16 +157,8 @@ export class TxRelay implements TxOutput {
 
   /** One client message for the attached server; true = forward it unchanged. */
   private handle(type: number, f: Buffer): boolean {
-    if (type === FE.Query && this.intercepted(f, this.srv!.txStatus)) return false;
     this.unsynced = true;
     return this.deps.messages.handle(type, f, this);
-  }
-
-  private intercepted(f: Buffer, status: TxStatus): boolean {
-    const reply = this.deps.intercept(f, status);
-    if (!reply) return false;
-    this.plan.push(Slot.Synthetic, 0, Buffer.concat([reply, encodeReady(status)]));
-    return true;
   }
 
   private startAcquire(retry: boolean): void {
@@ -195,7 +181,7 @@ export class TxRelay implements TxOutput {
   private attach(lease: Lease): void {
     const conn = lease.conn;
     this.lease = lease;
-    this.retryBatch = lease.retryable ? this.queue.slice() : null;
+    this.retry.arm(lease.retryable ? this.queue : null);
     this.srv = conn;
     this.state = 'attached';
     this.sawFatal = false;
@@ -203,8 +189,7 @@ export class TxRelay implements TxOutput {
     s.on('data', this.onServerData);
     s.on('drain', this.onServerDrain);
     s.on('close', this.onServerClose);
-    // Corked: the queued request leaves in one writev, not one write per message.
-    s.cork();
+    s.cork(); // the queued request leaves in one writev, not one write per message
     this.deps.messages.closeEvicted(this);
     this.replayQueue();
     s.uncork();
@@ -253,19 +238,23 @@ export class TxRelay implements TxOutput {
       conn.txStatus = readyStatus(f);
       this.readySeen = true;
       if (this.plan.pending <= 1) this.unsynced = false;
-    } else if (type === BE.ErrorResponse) {
+    }
+    let code: string | undefined;
+    if (type === BE.ErrorResponse) {
       const fields = decodeErrorFields(f);
       const sev = fields.get('V');
       if (sev === 'FATAL' || sev === 'PANIC') this.sawFatal = true;
+      code = fields.get('C');
+    }
+    if (this.retry.armed) {
       // A replica refused a write we took for a read, before anything reached the client: redo it on the primary.
-      if (this.retryBatch && fields.get('C') === SQLSTATE.ReadOnlySqlTransaction) this.retrying = true;
+      if (this.retry.onFrame(type, f, code) !== RetryVerdict.Pass) {
+        this.plan.onServerFrame(type);
+        this.serverScanner.flush();
+        return false;
+      }
+      this.writeHeld();
     }
-    if (this.retrying) {
-      this.plan.onServerFrame(type);
-      this.serverScanner.flush();
-      return false;
-    }
-    if (type !== BE.ParameterStatus) this.retryBatch = null;
     const verdict = this.plan.onServerFrame(type);
     if (verdict === Verdict.Drop) {
       this.serverScanner.flush();
@@ -311,10 +300,8 @@ export class TxRelay implements TxOutput {
       return;
     }
     const lease = this.lease!;
-    if (this.retrying) {
-      this.retrying = false;
-      const batch = this.retryBatch!;
-      this.retryBatch = null;
+    if (this.retry.active) {
+      const batch = this.retry.take();
       this.detach();
       this.state = 'idle';
       lease.release(true);
@@ -352,6 +339,14 @@ export class TxRelay implements TxOutput {
     lease.release(true);
     if (this.queue.some((f) => REQUEST_END[f[0]])) this.startAcquire(false);
     else this.client.resume();
+  }
+
+  private writeHeld(): void {
+    const held = this.retry.disarm();
+    if (held) {
+      this.serverScanner.flush();
+      this.client.write(held);
+    }
   }
 
   private onIdleInTransaction(): void {

@@ -7,9 +7,11 @@
 // (rows inserted) are checked on a direct connection to the primary.
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
+import { serialize } from 'pg-protocol';
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { useCluster } from '../support/cluster.js';
+import { errorFields, firstColumn, RawPgClient } from '../support/drivers.js';
 import { directClient, sleep } from '../support/pooling.js';
 import type { TestProxy } from '../support/proxy.js';
 import {
@@ -97,15 +99,51 @@ describe('reads and writes outside transactions', () => {
 
   // [what, simple-protocol text, extended-protocol text with $1 = 7]
   it.each([
-    ['INSERT', 'insert into t(v) values (1) returning inet_server_port() as port', 'insert into t(v) values ($1) returning inet_server_port() as port'],
-    ['UPDATE', 'update t set v = v where id = 1 returning inet_server_port() as port', 'update t set v = v where id = $1 returning inet_server_port() as port'],
-    ['DELETE', 'delete from t where id = (select max(id) from t) returning inet_server_port() as port', 'delete from t where id = (select max(id) from t where v <> $1 + 1000) returning inet_server_port() as port'],
-    ['SELECT … FOR UPDATE', 'select inet_server_port() as port from t where id = 2 for update', 'select inet_server_port() as port from t where id = $1 - 5 for update'],
-    ['SELECT … FOR SHARE', 'select inet_server_port() as port from t where id = 2 for share', 'select inet_server_port() as port from t where id = $1 - 5 for share'],
-    ['SELECT … FOR NO KEY UPDATE', 'select inet_server_port() as port from t where id = 2 for no key update', 'select inet_server_port() as port from t where id = $1 - 5 for no key update'],
-    ['nextval()', "select nextval('s') as n, inet_server_port() as port", "select nextval('s') + $1 as n, inet_server_port() as port"],
-    ['writable CTE (INSERT)', 'with x as (insert into t(v) values (2) returning id) select inet_server_port() as port from x', 'with x as (insert into t(v) values ($1) returning id) select inet_server_port() as port from x'],
-    ['writable CTE (UPDATE)', 'with x as (update t set v = v where id = 3 returning id) select inet_server_port() as port from x', 'with x as (update t set v = v where id = $1 - 4 returning id) select inet_server_port() as port from x'],
+    [
+      'INSERT',
+      'insert into t(v) values (1) returning inet_server_port() as port',
+      'insert into t(v) values ($1) returning inet_server_port() as port',
+    ],
+    [
+      'UPDATE',
+      'update t set v = v where id = 1 returning inet_server_port() as port',
+      'update t set v = v where id = $1 returning inet_server_port() as port',
+    ],
+    [
+      'DELETE',
+      'delete from t where id = (select max(id) from t) returning inet_server_port() as port',
+      'delete from t where id = (select max(id) from t where v <> $1 + 1000) returning inet_server_port() as port',
+    ],
+    [
+      'SELECT … FOR UPDATE',
+      'select inet_server_port() as port from t where id = 2 for update',
+      'select inet_server_port() as port from t where id = $1 - 5 for update',
+    ],
+    [
+      'SELECT … FOR SHARE',
+      'select inet_server_port() as port from t where id = 2 for share',
+      'select inet_server_port() as port from t where id = $1 - 5 for share',
+    ],
+    [
+      'SELECT … FOR NO KEY UPDATE',
+      'select inet_server_port() as port from t where id = 2 for no key update',
+      'select inet_server_port() as port from t where id = $1 - 5 for no key update',
+    ],
+    [
+      'nextval()',
+      "select nextval('s') as n, inet_server_port() as port",
+      "select nextval('s') + $1 as n, inet_server_port() as port",
+    ],
+    [
+      'writable CTE (INSERT)',
+      'with x as (insert into t(v) values (2) returning id) select inet_server_port() as port from x',
+      'with x as (insert into t(v) values ($1) returning id) select inet_server_port() as port from x',
+    ],
+    [
+      'writable CTE (UPDATE)',
+      'with x as (update t set v = v where id = 3 returning id) select inet_server_port() as port from x',
+      'with x as (update t set v = v where id = $1 - 4 returning id) select inet_server_port() as port from x',
+    ],
   ])('%s goes to the primary (simple and extended)', async (_what, simple, extended) => {
     const c = await client();
     expect(await where(c, simple), why()).toBe('primary');
@@ -119,7 +157,9 @@ describe('reads and writes outside transactions', () => {
     const tally = new NodeTally(cluster());
     for (let i = 0; i < 40; i++) {
       await w.query('update t set v = v + 1 where id = 4');
-      tally.add((await r.query('select inet_server_port() as port from cold_table where id = $1', [i + 1])).rows[0].port);
+      tally.add(
+        (await r.query('select inet_server_port() as port from cold_table where id = $1', [i + 1])).rows[0].port,
+      );
     }
     console.log(`[routing-rules] session scope, another client writing: reads ${tally}`);
     expect(tally.on(cluster().replicas[0]!), why()).toBe(40);
@@ -143,7 +183,11 @@ describe('explicit transactions', () => {
 
   it('BEGIN READ ONLY runs on a replica, and the whole transaction stays there', async () => {
     const c = await client();
-    for (const begin of ['begin read only', 'start transaction read only', 'begin isolation level repeatable read, read only']) {
+    for (const begin of [
+      'begin read only',
+      'start transaction read only',
+      'begin isolation level repeatable read, read only',
+    ]) {
       await c.query(begin);
       const ports = [
         await where(c, 'select inet_server_port() as port'),
@@ -258,13 +302,22 @@ describe('EXPLAIN ROUTE', () => {
     const r = await c.query('EXPLAIN ROUTE insert into t(v) values (1)');
     expect(r.fields.map((f) => f.name)).toEqual(['node', 'role', 'reason', 'wait_lsn', 'min_lsn', 'fingerprint']);
     expect(r.rows).toHaveLength(1);
-    expect(r.rows[0]).toMatchObject({ node: 'primary', role: 'primary', reason: 'write', wait_lsn: null, min_lsn: null });
+    expect(r.rows[0]).toMatchObject({
+      node: 'primary',
+      role: 'primary',
+      reason: 'write',
+      wait_lsn: null,
+      min_lsn: null,
+    });
     expect(r.rows[0].fingerprint).toMatch(/^[0-9a-f]{16}$/);
     await sleep(50);
     expect(Number((await admin.query('select count(*) as n from t')).rows[0].n)).toBe(before);
 
     expect(await explainRoute(c, 'select 1')).toMatchObject({ node: ams(), role: 'replica', reason: 'read' });
-    expect(await explainRoute(c, 'select * from t where id = 1 for update')).toMatchObject({ role: 'primary', reason: 'write' });
+    expect(await explainRoute(c, 'select * from t where id = 1 for update')).toMatchObject({
+      role: 'primary',
+      reason: 'write',
+    });
     expect(await explainRoute(c, "select nextval('s')")).toMatchObject({ role: 'primary', reason: 'write' });
     expect(await explainRoute(c, '/* pgnear:primary */ select 1')).toMatchObject({ role: 'primary', reason: 'hint' });
     expect(await explainRoute(c, '/* pgnear:region=syd */ select 1')).toMatchObject({ node: syd(), role: 'replica' });
@@ -291,7 +344,12 @@ describe('EXPLAIN ROUTE', () => {
     else expect(e).toMatchObject({ role: 'primary', reason: 'lsn_fallback' });
     // Once the replicas caught up, the read is a plain replica read again.
     await sleep(DELAY_MS + 700);
-    expect(await explainRoute(c, 'select 1')).toMatchObject({ node: ams(), role: 'replica', reason: 'read', min_lsn: lsn });
+    expect(await explainRoute(c, 'select 1')).toMatchObject({
+      node: ams(),
+      role: 'replica',
+      reason: 'read',
+      min_lsn: lsn,
+    });
   });
 });
 
@@ -309,7 +367,10 @@ describe('the 25006 safety net', () => {
 
   it('a “read” that writes is retried on the primary once, transparently, then goes straight there', async () => {
     const c = await client();
-    expect(await explainRoute(c, 'select my_writing_function() as id')).toMatchObject({ role: 'replica', reason: 'read' });
+    expect(await explainRoute(c, 'select my_writing_function() as id')).toMatchObject({
+      role: 'replica',
+      reason: 'read',
+    });
     const n0 = await fnlogCount();
     const e0 = replicaErrors();
 
@@ -322,7 +383,10 @@ describe('the 25006 safety net', () => {
     console.log(line);
     expect(e1, line).toBe(e0 + 1);
 
-    expect(await explainRoute(c, 'select my_writing_function() as id')).toMatchObject({ role: 'primary', reason: 'known_write' });
+    expect(await explainRoute(c, 'select my_writing_function() as id')).toMatchObject({
+      role: 'primary',
+      reason: 'known_write',
+    });
     const r2 = await c.query('select my_writing_function() as id');
     expect(Number(r2.rows[0].id)).toBeGreaterThan(Number(r1.rows[0].id));
     expect(await fnlogCount()).toBe(n0 + 2);
@@ -378,12 +442,17 @@ describe('postgres.js (extended protocol, pipelining)', () => {
       ]);
       const failed = results.filter((x): x is PromiseRejectedResult => x.status === 'rejected');
       if (failed.length) {
-        errors.push(`#${i}: ${failed.map((x) => `${(x.reason as { code?: string }).code} ${(x.reason as Error).message}`).join(' / ')}`);
+        errors.push(
+          `#${i}: ${failed.map((x) => `${(x.reason as { code?: string }).code} ${(x.reason as Error).message}`).join(' / ')}`,
+        );
         continue;
       }
-      const [before, w, after, echo] = results.map((x) => (x as PromiseFulfilledResult<postgres.RowList<postgres.Row[]>>).value);
+      const [before, w, after, echo] = results.map(
+        (x) => (x as PromiseFulfilledResult<postgres.RowList<postgres.Row[]>>).value,
+      );
       const kinds = [before[0]?.kind, w[0]?.kind, after[0]?.kind, echo[0]?.kind];
-      if (kinds.join() !== 'before,write,after,echo' || echo[0]?.i !== i) problemsSeen.push(`#${i}: order ${kinds}, echo ${echo[0]?.i}`);
+      if (kinds.join() !== 'before,write,after,echo' || echo[0]?.i !== i)
+        problemsSeen.push(`#${i}: order ${kinds}, echo ${echo[0]?.i}`);
       const wv = Number(w[0]!.v);
       const bv = Number(before[0]!.v);
       const av = Number(after[0]!.v);
@@ -419,6 +488,60 @@ describe('postgres.js (extended protocol, pipelining)', () => {
   });
 });
 
+describe('requests pipelined behind a read that went to a replica', () => {
+  it('postgres.js: Promise.all([read, write]) on a fresh connection: the write runs on the primary', async () => {
+    const errors: string[] = [];
+    const writes = new NodeTally(cluster());
+    const reads = new NodeTally(cluster());
+    for (let i = 0; i < 10; i++) {
+      // A fresh connection has no read-your-writes state: its first read goes to a replica.
+      const sql = postgres(proxy.url(undefined, undefined, DB), { max: 1, onnotice: () => {} });
+      pjs.add(sql);
+      const [r, w] = await Promise.allSettled([
+        sql`select inet_server_port() as port from cold_table where id = ${i + 1}`,
+        sql`update counters set v = v + 1 where id = 8 returning inet_server_port() as port`,
+      ]);
+      if (r.status === 'fulfilled') reads.add(r.value[0]!.port);
+      else errors.push(`#${i} read: ${(r.reason as Error).message}`);
+      if (w.status === 'fulfilled') writes.add(w.value[0]!.port);
+      else errors.push(`#${i} write: ${(w.reason as { code?: string }).code} ${(w.reason as Error).message}`);
+      await sql.end({ timeout: 1 });
+      pjs.delete(sql);
+    }
+    const line = `[routing-rules] postgres.js [read, write] pipelines: reads ${reads}, writes ${writes}, errors ${errors.length}${errors.length ? ` e.g. ${errors.slice(0, 3).join('; ')}` : ''}`;
+    console.log(line);
+    expect(errors, `${line}\n${why()}`).toEqual([]);
+    expect(writes.counts).toEqual({ primary: 10 });
+  });
+
+  it('raw protocol: a read Query and a write Query in one socket write both succeed, the write on the primary', async () => {
+    const c = await RawPgClient.connect({
+      port: proxy.port,
+      user: cluster().superuser.user,
+      password: cluster().superuser.password,
+      database: DB,
+    });
+    try {
+      c.send(
+        serialize.query('select inet_server_port()::text from cold_table where id = 1'),
+        serialize.query('insert into t(v) values (77) returning inet_server_port()::text'),
+      );
+      const msgs = await c.untilReady(2);
+      const errs = msgs.filter((m) => m.type === 'E').map((m) => `${errorFields(m).C} ${errorFields(m).M}`);
+      const ports = firstColumn(msgs);
+      const line = `[routing-rules] raw [read, write] in one write: ran on ${ports.map((p) => nodeName(cluster(), p ?? ''))}, errors ${JSON.stringify(errs)}`;
+      console.log(line);
+      expect(errs, line).toEqual([]);
+      expect(
+        ports.map((p) => nodeName(cluster(), p ?? '')),
+        line,
+      ).toEqual([ams(), 'primary']);
+    } finally {
+      c.destroy();
+    }
+  });
+});
+
 describe('routing.enabled: false', () => {
   it('everything runs on the primary', async () => {
     const p = await startRoutingProxy(cluster(), 'ams', { enabled: false });
@@ -436,7 +559,10 @@ describe('routing.enabled: false', () => {
     expect(ran, why(p)).toEqual(Array(ran.length).fill('primary'));
     const sql = postgres(p.url(undefined, undefined, DB), { max: 1, onnotice: () => {} });
     pjs.add(sql);
-    const rows = await Promise.all([sql`select inet_server_port() as port`, sql`select inet_server_port() as port, 1 as x`]);
+    const rows = await Promise.all([
+      sql`select inet_server_port() as port`,
+      sql`select inet_server_port() as port, 1 as x`,
+    ]);
     expect(rows.map((r) => nodeName(cluster(), r[0]!.port))).toEqual(['primary', 'primary']);
     await p.stop();
   });

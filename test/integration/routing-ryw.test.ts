@@ -193,6 +193,32 @@ describe.each([
   });
 });
 
+describe('consistency global, replicas caught up before each write', () => {
+  // A read by another client right after the write: with the replicas idle and caught up, pgnear must already know
+  // the write's LSN when it routes that read (an LSN one write behind would be replayed already and send the read to
+  // a replica that lacks the write).
+  it('25 × write on A, read on B at once: 0 stale', async () => {
+    const a = await client(proxy);
+    const b = await client(proxy);
+    for (const c of [a, b]) await c.query('SET pgnear.consistency = global');
+    const res: LoopResult[] = [];
+    for (let i = 0; i < 25; i++) {
+      await sleep(DELAY_MS + 150);
+      res.push(await writeThenRead(a, 6, 1, { reader: () => b }));
+    }
+    const stale = res.reduce((n, r) => n + r.stale, 0);
+    const reads = new NodeTally(cluster());
+    for (const r of res)
+      for (const [k, v] of Object.entries(r.reads.counts)) reads.counts[k] = (reads.counts[k] ?? 0) + v;
+    const samples = res.flatMap((r) => r.staleSamples).slice(0, 5);
+    const line = `[routing-ryw] global after idle pauses: 25 write(A)→read(B), stale ${stale}, reads ${reads}${samples.length ? `; e.g. ${samples.join('; ')}` : ''}`;
+    console.log(line);
+    expect(stale, why(line)).toBe(0);
+    await close(a);
+    await close(b);
+  });
+});
+
 describe('consistency eventual (the control)', () => {
   it('the same loop sees stale reads: reads go to the lagging replica right after the write', async () => {
     const a = await client(proxy);

@@ -140,7 +140,8 @@ export async function waitForReplicaReads(url: string, timeoutMs = 15_000): Prom
       } catch (e) {
         last = (e as Error).message;
       }
-      if (Date.now() > deadline) throw new Error(`reads through pgnear never reached a replica in ${timeoutMs} ms (${last})`);
+      if (Date.now() > deadline)
+        throw new Error(`reads through pgnear never reached a replica in ${timeoutMs} ms (${last})`);
       await sleep(100);
     }
   } finally {

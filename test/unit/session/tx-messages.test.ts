@@ -33,7 +33,7 @@ function client(
     analyzed.push(sql);
     return { ...NONE, ...opts.effects?.[sql] };
   };
-  const m = new TxMessages(analyze, params, opts.maxPrepared ?? 100);
+  const m = new TxMessages(analyze, () => null, params, opts.maxPrepared ?? 100);
   const sent: Buffer[] = [];
   const emitted: Buffer[] = [];
   const pins: string[] = [];
