@@ -6,7 +6,7 @@ import { Fingerprinter } from './routing/fingerprint.js';
 import { compileRules, matchRule } from './routing/rules.js';
 import { route, type Decision, type RouteNode, type RouteNodes, type RouterConfig } from './routing/router.js';
 import type { SqlAnalyzer } from './routing/sql-analysis.js';
-import type { RoutingServices } from './session/context.js';
+import { GlobalLsn, type RoutingServices } from './session/context.js';
 import type { NodeState, TopologySource } from './topology/types.js';
 
 export function buildRouting(
@@ -76,7 +76,7 @@ export function buildRouting(
       has: (sql) => knownWrites.size > 0 && knownWrites.has(fingerprinter.fingerprint(sql) ?? sql),
       add: (sql) => void knownWrites.set(fingerprinter.fingerprint(sql) ?? sql, true),
     },
-    global: { lsn: null },
+    global: new GlobalLsn(),
     busy,
     onDecision,
   };

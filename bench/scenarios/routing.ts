@@ -14,7 +14,8 @@
 // primary iad + replicas ams, syd). synchronous_commit is set to on for the whole scenario (ALTER SYSTEM on the
 // primary; the bench cluster default is off): with off, a commit returns before its WAL is flushed, replicas see it
 // up to wal_writer_delay later, and read-your-writes would measure the WAL writer rather than pgnear.
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import http from 'node:http';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
@@ -22,7 +23,7 @@ import { stringify } from 'yaml';
 import { parseHints } from '../../src/routing/hints.js';
 import { route, type RouteNode, type RouterConfig } from '../../src/routing/router.js';
 import { initSqlAnalysis, SqlAnalyzer } from '../../src/routing/sql-analysis.js';
-import { isInterrupted } from '../lib/cleanup.js';
+import { isInterrupted, onCleanup } from '../lib/cleanup.js';
 import type { BenchContext } from '../lib/context.js';
 import { runPgbench } from '../lib/pgbench.js';
 import { sleep, startDaemon } from '../lib/proc.js';
@@ -32,7 +33,7 @@ import { direct } from '../targets/direct.js';
 import { type Target, writeConfig } from '../targets/types.js';
 import type { Scenario } from './types.js';
 
-const MAIN = resolve(import.meta.dirname, '../../dist/main.js');
+const MAIN = resolve(process.env.BENCH_PGNEAR_MAIN ?? resolve(import.meta.dirname, '../../dist/main.js'));
 const REGION = 'ams';
 const DELAYS_MS = [0, 50];
 const RYW_ITERATIONS = 300;
@@ -86,7 +87,15 @@ async function startPgnear(ctx: BenchContext, label: string, routing: Record<str
   const ready = new Promise<{ port: number; admin: number }>((r) => {
     onReady = r;
   });
-  const d = startDaemon(process.execPath, [MAIN, 'start', '--config', file], {
+  // As in targets/pgnear.ts: start it through a symlink so that broad `pkill -f main.js|pgnear` patterns of other
+  // sessions on this shared machine do not match our processes.
+  const entryDir = mkdtempSync(join(tmpdir(), 'bench-px-'));
+  const entry = join(entryDir, 'px.js');
+  symlinkSync(MAIN, entry);
+  const liveConfig = join(entryDir, 'px.yaml');
+  copyFileSync(file, liveConfig);
+  onCleanup('remove routing entry symlink', () => rmSync(entryDir, { recursive: true, force: true }));
+  const d = startDaemon(process.execPath, [entry, 'start', '--config', liveConfig], {
     name: `pgnear-${n}`,
     logFile: join(ctx.runtimeDir, `pgnear-routing-${n}.log`),
     onLine: (line) => {

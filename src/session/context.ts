@@ -33,6 +33,40 @@ export interface SessionSettings {
   idleTransactionTimeoutMs: number;
 }
 
+/**
+ * The newest write LSN of this pgnear, and the writes whose LSN is still being read: a client's commit is
+ * forwarded before its LSN is known, so a global-scope read waits for those (one round trip at most).
+ */
+export class GlobalLsn {
+  lsn: bigint | null = null;
+  private pending = 0;
+  private waiters: (() => void)[] = [];
+
+  begin(): void {
+    this.pending++;
+  }
+
+  end(lsn: bigint | null): void {
+    if (lsn !== null && (this.lsn === null || lsn > this.lsn)) this.lsn = lsn;
+    if (--this.pending > 0) return;
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Resolves once no capture is in flight (or after `maxMs`); null when none is. */
+  settled(maxMs: number): Promise<void> | null {
+    if (this.pending === 0) return null;
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, maxMs);
+      this.waiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+}
+
 /** What sessions need for read/write routing; app.ts builds it from topology, routing and config. */
 export interface RoutingServices {
   /** false: every request goes to the primary. */
@@ -56,7 +90,7 @@ export interface RoutingServices {
   /** Statement texts a replica rejected with 25006. */
   knownWrites: { has(sql: string): boolean; add(sql: string): void };
   /** Newest write LSN this pgnear has seen (global consistency). */
-  global: { lsn: bigint | null };
+  global: GlobalLsn;
   /** Servers borrowed per node right now (least outstanding work). */
   busy: Map<string, number>;
   onDecision(d: Decision): void;

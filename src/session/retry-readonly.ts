@@ -26,7 +26,10 @@ export class ReadOnlyRetry {
     return this.batch !== null;
   }
 
-  /** Judge a watched server frame of an armed request; `code` is the SQLSTATE of an ErrorResponse. */
+  /**
+   * Judge a watched server frame of an armed request; `code` is the SQLSTATE of an ErrorResponse. On Pass the
+   * request stays armed until disarm(), so rows already pending behind a held RowDescription still find it.
+   */
   onFrame(type: number, f: Buffer, code: string | undefined): RetryVerdict {
     if (this.active) return RetryVerdict.Swallow;
     if (type === BE.ErrorResponse && code === '25006') {
@@ -38,8 +41,7 @@ export class ReadOnlyRetry {
       this.held = Buffer.from(f);
       return RetryVerdict.Hold;
     }
-    this.batch = null;
-    return RetryVerdict.Pass;
+    return RetryVerdict.Pass; // the caller forwards what is held, then disarms
   }
 
   /** Something else is being forwarded: no retry any more; returns a held frame to write first. */

@@ -3,7 +3,7 @@
 import { encodeCommandComplete, encodeError, encodeTextResult } from '../protocol/backend.js';
 import { FE, type TxStatus } from '../protocol/codes.js';
 import { bindStatement, decodeParse } from '../protocol/extended.js';
-import { decodeQuery } from '../protocol/frontend.js';
+import { decodeQuery, REQUEST_END } from '../protocol/frontend.js';
 import { parseHints } from '../routing/hints.js';
 import { formatLsn, maxLsn, parseLsn } from '../routing/lsn.js';
 import type { Consistency, Decision, RouteInput } from '../routing/router.js';
@@ -23,6 +23,8 @@ export interface RoutePlan {
   captureLsn: boolean;
   /** A read on a replica outside a transaction: a 25006 may be retried on the primary. */
   retryable: boolean;
+  /** How many of the queued messages this route is for (the rest is routed after them). */
+  covers: number;
   /** Statement texts of the request (for 25006 bookkeeping). */
   texts: string[];
 }
@@ -59,47 +61,72 @@ export class RouteSession {
     }
   }
 
-  noteWrite(raw: bigint): void {
-    const lsn = replayable(raw);
-    this.lastWriteLsn = maxLsn(this.lastWriteLsn, lsn);
-    this.r.global.lsn = maxLsn(this.r.global.lsn, lsn);
+  /** A write committed; its LSN is being read (global-scope reads elsewhere wait for it). */
+  writing(): void {
+    this.r.global.begin();
+  }
+
+  /** The LSN of the write announced by writing(), or null if it could not be read. */
+  noteWrite(raw: bigint | null): void {
+    const lsn = raw === null ? null : replayable(raw);
+    if (lsn !== null) this.lastWriteLsn = maxLsn(this.lastWriteLsn, lsn);
+    this.r.global.end(lsn);
+  }
+
+  /** Does this client's next read depend on writes of other clients (global scope)? */
+  get global(): boolean {
+    return this.consistency === 'global';
   }
 
   /** Where a complete request (the messages queued while the client held no server) goes. */
   plan(batch: readonly Buffer[], statementSql: (name: string) => string | undefined, retry: boolean): RoutePlan | null {
+    // Requests end at Query, Sync, Flush or FunctionCall (a trailing partial one counts too). Leading reads go
+    // together to a replica; a write behind them waits for its own route. A write or a transaction first takes
+    // everything queued to the server it goes to.
     const texts: string[] = [];
-    let unknown = false;
-    for (const f of batch) {
+    let req: string[] = [];
+    let reqWrite = false;
+    let write = false;
+    let knownWrite = false;
+    let txn = false;
+    let covers = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const f = batch[i];
       const t = f[0];
-      if (t === FE.Query) texts.push(decodeQuery(f));
+      if (t === FE.Query) req.push(decodeQuery(f));
       else if (t === FE.Parse) {
         const p = decodeParse(f);
-        texts.push(p.sql);
+        req.push(p.sql);
         if (p.name === '') this.unnamedSql = p.sql;
       } else if (t === FE.Bind) {
         const name = bindStatement(f);
         const sql = name === '' ? this.unnamedSql : statementSql(name);
-        if (sql === undefined) unknown = true;
-        else if (name !== '' || !texts.includes(sql)) texts.push(sql);
-      } else if (t === FE.FunctionCall) unknown = true;
+        if (sql === undefined) reqWrite = true;
+        else if (name !== '' || !req.includes(sql)) req.push(sql);
+      } else if (t === FE.FunctionCall) reqWrite = true;
+      if (!REQUEST_END[t] && i < batch.length - 1) continue;
+      let known = false;
+      for (const sql of req) {
+        if (this.r.classify(sql).write) reqWrite = true;
+        if (this.r.knownWrites.has(sql)) known = true;
+      }
+      if (covers === 0) txn = TXN_START.test(req[0] ?? '');
+      else if (reqWrite || known) break;
+      texts.push(...req);
+      write ||= reqWrite;
+      knownWrite ||= known;
+      covers = i + 1;
+      if (write || knownWrite || txn || retry) covers = batch.length;
+      req = [];
+      reqWrite = false;
     }
     const first = texts[0] ?? '';
-    const txn = TXN_START.test(first);
-    let write = unknown;
-    let knownWrite = false;
-    for (const sql of texts) {
-      if (this.r.classify(sql).write) write = true;
-      if (this.r.knownWrites.has(sql)) knownWrite = true;
-    }
     const nodes = this.r.nodes();
     let decision: Decision | null;
-    if (retry || !this.r.enabled)
-      decision = nodes.primary && {
-        node: nodes.primary.name,
-        role: 'primary',
-        reason: retry ? 'retry_25006' : 'write',
-      };
-    else decision = this.r.decide(this.input(first, write, txn, knownWrite), nodes);
+    if (retry || !this.r.enabled) {
+      const reason = retry ? 'retry_25006' : 'write';
+      decision = nodes.primary && { node: nodes.primary.name, role: 'primary', reason };
+    } else decision = this.r.decide(this.input(first, write, txn, knownWrite), nodes);
     if (!decision) return null;
     if (retry) for (const sql of texts) this.r.knownWrites.add(sql);
     this.r.onDecision(decision);
@@ -107,8 +134,9 @@ export class RouteSession {
     return {
       decision,
       captureLsn:
-        hasReplicas && decision.role === 'primary' && (write || knownWrite || txn || decision.reason === 'retry_25006'),
+        hasReplicas && decision.role === 'primary' && (write || knownWrite || (txn && !READ_ONLY.test(first)) || retry),
       retryable: decision.role === 'replica' && !txn,
+      covers: decision.role === 'replica' ? covers : batch.length,
       texts,
     };
   }

@@ -18,6 +18,8 @@ export interface Lease {
   finish(): Promise<boolean> | null;
   /** The batch ran on a replica outside a transaction: a read-only rejection (25006) may be retried on the primary. */
   readonly retryable: boolean;
+  /** Queued messages this server was chosen for; later ones are routed once they are done. */
+  readonly covers: number;
 }
 
 /**
@@ -61,9 +63,12 @@ export class LeaseProvider {
 
   async acquire(signal: AbortSignal, batch: readonly Buffer[], retry: boolean): Promise<Lease> {
     const { route, ctx } = this.d;
+    const settled = route.global ? ctx.routing.global.settled(ctx.routing.waitBudgetMs() + 1_000) : null;
+    if (settled) await settled;
     const plan = route.plan(batch, (n) => this.d.statementSql(n), retry);
     if (!plan) throw new ServerError('no primary server is available', '08006', null, 'ERROR');
     let decision = plan.decision;
+    ctx.log.trace({ node: decision.node, reason: decision.reason, covers: plan.covers, queued: batch.length }, 'route');
     let conn = await this.borrow(decision, signal);
     if (decision.waitLsn !== undefined) {
       const caughtUp = await this.waitReplay(conn, decision.waitLsn, ctx.routing.waitBudgetMs());
@@ -76,7 +81,8 @@ export class LeaseProvider {
         conn = await this.borrow(decision, signal);
       }
     }
-    return this.lease(decision, conn, plan.captureLsn, plan.retryable && decision.role === 'replica');
+    const replica = decision.role === 'replica';
+    return this.lease(decision, conn, plan.captureLsn, plan.retryable && replica, replica ? plan.covers : batch.length);
   }
 
   private async borrow(decision: Decision, signal: AbortSignal): Promise<ServerConn> {
@@ -113,12 +119,13 @@ export class LeaseProvider {
     void this.d.poolOf(node)?.release(conn, { reusable, reset: false });
   }
 
-  private lease(decision: Decision, conn: ServerConn, captureLsn: boolean, retryable: boolean): Lease {
+  private lease(decision: Decision, conn: ServerConn, captureLsn: boolean, retryable: boolean, covers: number): Lease {
     const { params, route } = this.d;
     let released = false;
     return {
       conn,
       retryable,
+      covers,
       release: (reusable) => {
         if (released) return;
         released = true;
@@ -129,16 +136,17 @@ export class LeaseProvider {
         if (!rb && !captureLsn) return null;
         // One round trip: the settings read back, then (for a write) the WAL position at or past its commit.
         const sql = `${rb ? `${rb.sql}; ` : ''}${captureLsn ? 'SELECT pg_catalog.pg_current_wal_insert_lsn()::text' : ''}`;
+        if (captureLsn) route.writing();
         return conn.query(sql).then(
           (rows) => {
             if (rb) params.readBack(conn, rb.names, rows.slice(0, rb.names.length));
-            if (captureLsn) {
-              const lsn = parseLsn(rows[rows.length - 1] ?? '');
-              if (lsn !== null) route.noteWrite(lsn);
-            }
+            if (captureLsn) route.noteWrite(parseLsn(rows[rows.length - 1] ?? ''));
             return true;
           },
-          () => false,
+          () => {
+            if (captureLsn) route.noteWrite(null);
+            return false;
+          },
         );
       },
     };

@@ -44,6 +44,10 @@ export class TxRelay implements TxOutput {
   private lease: Lease | null = null;
   private readonly retry = new ReadOnlyRetry();
   private queuedBytes = 0;
+  /** On a replica outside a transaction the routed request is complete: what follows is routed afresh. */
+  private sealed = false;
+  /** A request completed while idle: route it once the whole chunk is queued (pipelined writes count too). */
+  private wantAcquire = false;
   private readonly clientScanner: FrameScanner;
   private readonly serverScanner = new FrameScanner(SERVER_WATCH, SERVER_MAX_FRAME);
   readonly plan: ResponsePlan;
@@ -77,7 +81,7 @@ export class TxRelay implements TxOutput {
     };
     this.serverSink = {
       passthrough: (b) => {
-        if (this.retry.armed) this.writeHeld();
+        if (this.retry.armed) this.writeHeld(); // a held RowDescription goes before these rows
         if (!this.client.write(b)) this.srv?.socket.pause();
       },
       frame: (type, f) => this.onServerFrame(type, f),
@@ -100,11 +104,11 @@ export class TxRelay implements TxOutput {
   }
 
   fromClient(chunk: Buffer): void {
-    // Corked: a rewritten message and the pass-through run around it leave in one writev, not several writes.
     const s = this.srv?.socket;
-    s?.cork();
+    s?.cork(); // a rewritten message and the pass-through run around it leave in one writev
     try {
       this.clientScanner.push(chunk, this.clientSink);
+      if (this.wantAcquire && this.state === 'idle') this.startAcquire(false);
     } catch (e) {
       this.deps.onFatal(e, 'protocol', true);
     } finally {
@@ -140,7 +144,7 @@ export class TxRelay implements TxOutput {
       clearTimeout(this.idleTimer);
       this.idleTimer = null;
     }
-    if (this.state === 'attached') return this.handle(type, f);
+    if (this.state === 'attached' && !this.sealed) return this.handle(type, f);
     if (this.state === 'closed') return false;
     if (this.state === 'idle' && this.queue.length === 0 && this.deps.messages.handleIdle(type, f, this.plan))
       return false;
@@ -151,18 +155,20 @@ export class TxRelay implements TxOutput {
     this.queue.push(f);
     // The route depends on the whole request: borrow a server once it is complete (Query, Sync, Flush, call).
     if (this.state !== 'idle') this.client.pause();
-    else if (REQUEST_END[type]) this.startAcquire(false);
+    else if (REQUEST_END[type]) this.wantAcquire = true;
     return false;
   }
 
   /** One client message for the attached server; true = forward it unchanged. */
   private handle(type: number, f: Buffer): boolean {
     this.unsynced = true;
+    if (REQUEST_END[type] && type !== FE.Flush && this.lease!.retryable) this.sealed = true;
     return this.deps.messages.handle(type, f, this);
   }
 
   private startAcquire(retry: boolean): void {
     this.state = 'acquiring';
+    this.wantAcquire = false;
     this.client.pause();
     const abort = new AbortController();
     this.abort = abort;
@@ -196,9 +202,10 @@ export class TxRelay implements TxOutput {
   }
 
   private replayQueue(): void {
-    const q = this.queue;
-    this.queue = [];
-    this.queuedBytes = 0;
+    // A replica outside a transaction runs only what it was chosen for; anything else may write.
+    const n = this.lease!.retryable ? this.lease!.covers : this.queue.length;
+    const q = this.queue.splice(0, n);
+    this.queuedBytes = this.queue.reduce((a, f) => a + f.length, 0);
     for (const f of q) {
       if (this.state !== 'attached') break;
       try {
@@ -253,6 +260,7 @@ export class TxRelay implements TxOutput {
         this.serverScanner.flush();
         return false;
       }
+      this.serverScanner.flush(); // rows pending since the held RowDescription go out after it (see passthrough)
       this.writeHeld();
     }
     const verdict = this.plan.onServerFrame(type);
@@ -301,21 +309,16 @@ export class TxRelay implements TxOutput {
     }
     const lease = this.lease!;
     if (this.retry.active) {
-      const batch = this.retry.take();
+      this.queue = this.retry.take().concat(this.queue);
       this.detach();
-      this.state = 'idle';
-      lease.release(true);
-      this.queue = batch.concat(this.queue);
-      this.startAcquire(true);
-      return;
+      return this.next(lease, true, true);
     }
-    if (this.pinnedBy || !this.clientScanner.atBoundary() || !this.serverScanner.atBoundary()) return;
+    // Once sealed, bytes of a next request are not this server's business.
+    if (this.pinnedBy || (!this.clientScanner.atBoundary() && !this.sealed) || !this.serverScanner.atBoundary()) return;
     const job = lease.finish();
     if (!job) {
-      this.state = 'idle';
       this.detach();
-      lease.release(true);
-      return;
+      return this.next(lease, true);
     }
     // Settings changed or a write committed: learn what the server now holds before another client can get it.
     this.state = 'finishing';
@@ -327,26 +330,27 @@ export class TxRelay implements TxOutput {
   private afterFinishing(lease: Lease, ok: boolean): void {
     if (this.state !== 'finishing') return; // closed meanwhile: teardown released it
     this.srv = null;
-    this.lease = null;
-    if (!ok) {
-      lease.release(false);
-      this.state = 'idle';
-      if (this.queue.length) this.startAcquire(false);
-      return;
-    }
-    // What the client sent meanwhile is a new request: route it afresh.
+    this.next(lease, ok);
+  }
+
+  /** The request is done and its server goes back; what the client sent meanwhile is routed afresh. */
+  private next(lease: Lease, reusable: boolean, retry = false): void {
     this.state = 'idle';
-    lease.release(true);
-    if (this.queue.some((f) => REQUEST_END[f[0]])) this.startAcquire(false);
+    this.lease = null;
+    this.sealed = false;
+    lease.release(reusable);
+    // What pgnear answers itself (SHOW pgnear.*, a known Parse, …) must not borrow a server that never replies.
+    let i = 0;
+    while (!retry && i < this.queue.length && this.deps.messages.handleIdle(this.queue[i][0], this.queue[i], this.plan))
+      i++;
+    this.queue.splice(0, i);
+    if (retry || this.queue.some((f) => REQUEST_END[f[0]])) this.startAcquire(retry);
     else this.client.resume();
   }
 
   private writeHeld(): void {
     const held = this.retry.disarm();
-    if (held) {
-      this.serverScanner.flush();
-      this.client.write(held);
-    }
+    if (held) this.client.write(held);
   }
 
   private onIdleInTransaction(): void {
