@@ -13,6 +13,8 @@ export const Slot = {
   /** No server message: pgnear's own reply, emitted when every earlier reply has been forwarded (tag settled ok),
    * or dropped with the extended messages the server skips after an error (tag settled not ok). */
   Synthetic: 3,
+  /** A simple query injected by pgnear (a deferred BEGIN): its replies up to ReadyForQuery are dropped, errors aside. */
+  HiddenSync: 4,
 } as const;
 export type Slot = (typeof Slot)[keyof typeof Slot];
 
@@ -75,7 +77,7 @@ export class ResponsePlan {
 
   /** Record a message sent to the server (or, for Synthetic, pgnear's own reply). */
   push(kind: Slot, tag = 0, synthetic: Buffer | null = null): void {
-    if (kind === Slot.Sync) this.serverSkipping = false;
+    if (kind === Slot.Sync || kind === Slot.HiddenSync) this.serverSkipping = false;
     else if (this.serverSkipping) {
       // The server ignores it, so it gets no reply of any kind.
       if (tag) this.out.settled(tag, false);
@@ -98,6 +100,10 @@ export class ResponsePlan {
   onServerFrame(type: number): Verdict {
     if (this.len === 0) return Verdict.Forward; // e.g. an async error while idle
     const kind = this.kinds[this.head];
+    if (kind === Slot.HiddenSync) {
+      if (type === BE.ReadyForQuery) this.pop();
+      return type === BE.ErrorResponse ? Verdict.Forward : Verdict.Drop;
+    }
     if (type === BE.ReadyForQuery) {
       // Extended slots still queued before the Sync got no reply (error mode): drop them.
       while (this.len > 0 && this.kinds[this.head] !== Slot.Sync) this.popFailed();

@@ -14,8 +14,17 @@ const TXN_START = /^(?:\s|--[^\n]*\n|\/\*[^]*?\*\/)*(?:begin|start\s+transaction
 const READ_ONLY = /\bread\s+only\b/i;
 const PGNEAR_SET = /^\s*(set|reset|show)\s+(?:session\s+)?pgnear\.(\w+)\s*(?:(?:=|to)\s*'?([^';]*?)'?)?\s*;?\s*$/i;
 const EXPLAIN_ROUTE = /^\s*explain\s+route\s+([^]+)$/i;
+const BEGIN_ONLY = /^\s*(?:begin|start\s+transaction)\b[^;]*;?\s*$/i;
+const SET_TRANSACTION = /^\s*set\s+transaction\b[^;]*;?\s*$/i;
+const END_TXN = /^\s*(commit|end|rollback|abort)(?:\s+(?:work|transaction))?(?:\s+and\s+no\s+chain)?\s*;?\s*$/i;
 const ROUTES = new Set(['primary', 'replica', 'auto']);
 const CONSISTENCIES = new Set(['session', 'global', 'token', 'eventual']);
+
+export interface Intercepted {
+  reply: Buffer;
+  /** The transaction status the client is in after it. */
+  status: TxStatus;
+}
 
 export interface RoutePlan {
   decision: Decision;
@@ -25,6 +34,8 @@ export interface RoutePlan {
   retryable: boolean;
   /** How many of the queued messages this route is for (the rest is routed after them). */
   covers: number;
+  /** A deferred BEGIN (with SET TRANSACTION) to run first, its replies hidden; null = none. */
+  begin: string | null;
   /** Statement texts of the request (for 25006 bookkeeping). */
   texts: string[];
 }
@@ -35,6 +46,16 @@ export class RouteSession {
   tokenLsn: bigint | null = null;
   lastWriteLsn: bigint | null = null;
   private unnamedSql = '';
+  /**
+   * A BEGIN (and SET TRANSACTION) pgnear answered itself: the transaction starts on the server chosen for its
+   * first real statement, sent together with it (so hints and READ ONLY set after BEGIN count).
+   */
+  private pendingTxn: string[] = [];
+
+  /** The client believes it is in a transaction that no server holds yet. */
+  get deferredTxn(): boolean {
+    return this.pendingTxn.length > 0;
+  }
 
   constructor(
     private readonly r: RoutingServices,
@@ -88,7 +109,9 @@ export class RouteSession {
     let reqWrite = false;
     let write = false;
     let knownWrite = false;
-    let txn = false;
+    const begin = this.pendingTxn.length ? this.pendingTxn.join('; ') : null;
+    this.pendingTxn = [];
+    let txn = begin !== null;
     let covers = 0;
     for (let i = 0; i < batch.length; i++) {
       const f = batch[i];
@@ -110,7 +133,7 @@ export class RouteSession {
         if (this.r.classify(sql).write) reqWrite = true;
         if (this.r.knownWrites.has(sql)) known = true;
       }
-      if (covers === 0) txn = TXN_START.test(req[0] ?? '');
+      if (covers === 0) txn ||= TXN_START.test(req[0] ?? '');
       else if (reqWrite || known) break;
       texts.push(...req);
       write ||= reqWrite;
@@ -126,7 +149,7 @@ export class RouteSession {
     if (retry || !this.r.enabled) {
       const reason = retry ? 'retry_25006' : 'write';
       decision = nodes.primary && { node: nodes.primary.name, role: 'primary', reason };
-    } else decision = this.r.decide(this.input(first, write, txn, knownWrite), nodes);
+    } else decision = this.r.decide(this.input(first, write, txn, knownWrite, begin), nodes);
     if (!decision) return null;
     if (retry) for (const sql of texts) this.r.knownWrites.add(sql);
     this.r.onDecision(decision);
@@ -134,19 +157,28 @@ export class RouteSession {
     return {
       decision,
       captureLsn:
-        hasReplicas && decision.role === 'primary' && (write || knownWrite || (txn && !READ_ONLY.test(first)) || retry),
+        hasReplicas &&
+        decision.role === 'primary' &&
+        (write || knownWrite || (txn && !READ_ONLY.test(begin ?? first)) || retry),
       retryable: decision.role === 'replica' && !txn,
       covers: decision.role === 'replica' ? covers : batch.length,
       texts,
+      begin,
     };
   }
 
-  private input(sql: string, write: boolean, txn: boolean, knownWrite: boolean): RouteInput {
+  private input(
+    sql: string,
+    write: boolean,
+    txn: boolean,
+    knownWrite: boolean,
+    begin: string | null = null,
+  ): RouteInput {
     const rule = this.r.matchRule({ ...this.who, sql });
     return {
       write,
       inTransaction: txn,
-      txnReadOnly: txn && READ_ONLY.test(sql),
+      txnReadOnly: txn && READ_ONLY.test(begin ?? sql),
       hint: parseHints(sql),
       sessionRoute: this.route,
       rule,
@@ -155,8 +187,44 @@ export class RouteSession {
     };
   }
 
-  /** pgnear's own reply (without ReadyForQuery) to SET/RESET/SHOW pgnear.* and EXPLAIN ROUTE; null = not ours. */
-  intercept(frame: Buffer, status: TxStatus): Buffer | null {
+  /**
+   * pgnear's own reply (without ReadyForQuery) to SET/RESET/SHOW pgnear.*, EXPLAIN ROUTE and, while the client
+   * holds no server, BEGIN / SET TRANSACTION / COMMIT of a deferred transaction; null = not ours.
+   */
+  intercept(frame: Buffer, status: TxStatus, detached: boolean): Intercepted | null {
+    if (detached && this.r.enabled && status === 'I') {
+      const t = this.transactionControl(frame);
+      if (t) return t;
+    }
+    const st: TxStatus = detached && this.pendingTxn.length ? 'T' : status;
+    const reply = this.own(frame, st);
+    return reply && { reply, status: st };
+  }
+
+  /** BEGIN, SET TRANSACTION, COMMIT/ROLLBACK as single simple queries, while no server holds the transaction. */
+  private transactionControl(frame: Buffer): Intercepted | null {
+    const c = frame.length > 5 ? frame[5] | 0x20 : 0;
+    // Cheap first-letter filter (b, s, c, e, r, a, or leading whitespace) before decoding the text.
+    if (c !== 0x62 && c !== 0x73 && c !== 0x63 && c !== 0x65 && c !== 0x72 && c !== 0x61 && frame[5] > 0x20)
+      return null;
+    const sql = decodeQuery(frame);
+    if (this.pendingTxn.length === 0) {
+      if (!BEGIN_ONLY.test(sql)) return null;
+      this.pendingTxn.push(sql.replace(/;\s*$/, ''));
+      return { reply: encodeCommandComplete('BEGIN'), status: 'T' };
+    }
+    if (SET_TRANSACTION.test(sql)) {
+      this.pendingTxn.push(sql.replace(/;\s*$/, ''));
+      return { reply: encodeCommandComplete('SET'), status: 'T' };
+    }
+    const end = END_TXN.exec(sql);
+    if (!end) return null;
+    this.pendingTxn = [];
+    const w = end[1].toLowerCase();
+    return { reply: encodeCommandComplete(w === 'commit' || w === 'end' ? 'COMMIT' : 'ROLLBACK'), status: 'I' };
+  }
+
+  private own(frame: Buffer, status: TxStatus): Buffer | null {
     if (frame.indexOf('pgnear', 5) < 0 && frame.indexOf('route', 5) < 0 && frame.indexOf('ROUTE', 5) < 0) return null;
     const sql = decodeQuery(frame);
     const m = PGNEAR_SET.exec(sql);

@@ -3,6 +3,7 @@
 import type { NodePool } from '../pool/node-pool.js';
 import type { ServerCredentials } from '../pool/credentials.js';
 import { ServerError, type ServerConn } from '../pool/server-conn.js';
+import { encodeQuery } from '../protocol/frontend.js';
 import { formatLsn, parseLsn } from '../routing/lsn.js';
 import type { Decision } from '../routing/router.js';
 import type { SessionContext } from './context.js';
@@ -20,6 +21,8 @@ export interface Lease {
   readonly retryable: boolean;
   /** Queued messages this server was chosen for; later ones are routed once they are done. */
   readonly covers: number;
+  /** A deferred BEGIN to send first, its replies hidden (a Query message), or null. */
+  readonly begin: Buffer | null;
 }
 
 /**
@@ -82,7 +85,14 @@ export class LeaseProvider {
       }
     }
     const replica = decision.role === 'replica';
-    return this.lease(decision, conn, plan.captureLsn, plan.retryable && replica, replica ? plan.covers : batch.length);
+    const lease = this.lease(
+      decision,
+      conn,
+      plan.captureLsn,
+      plan.retryable && replica,
+      replica ? plan.covers : batch.length,
+    );
+    return plan.begin === null ? lease : { ...lease, begin: encodeQuery(plan.begin) };
   }
 
   private async borrow(decision: Decision, signal: AbortSignal): Promise<ServerConn> {
@@ -126,6 +136,7 @@ export class LeaseProvider {
       conn,
       retryable,
       covers,
+      begin: null,
       release: (reusable) => {
         if (released) return;
         released = true;

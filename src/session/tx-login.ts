@@ -71,10 +71,11 @@ export function txRelay(
   const primary = ctx.primary();
   const messages = new TxMessages(
     (sql) => ctx.analyze(sql),
-    (query, status) => route.intercept(query, status),
+    (query, status, detached) => route.intercept(query, status, detached),
     params,
     s.maxPreparedStatements,
     `${primary.host}:${primary.port}/${who.database}`,
+    () => route.deferredTxn,
   );
   const pools = new Map<string, NodePool>();
   const leases = new LeaseProvider({

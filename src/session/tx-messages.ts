@@ -1,6 +1,6 @@
 // Client messages in transaction mode: renames prepared statements to pgnear's shared names, answers what
 // the server must not see, and notes session effects (SET, pins) of the SQL the client runs.
-import { encodeError, encodeReady, RFQ_IDLE } from '../protocol/backend.js';
+import { encodeError, encodeReady, RFQ_IDLE, RFQ_IN_TX } from '../protocol/backend.js';
 import { FE, type TxStatus } from '../protocol/codes.js';
 import {
   bindStatement,
@@ -17,6 +17,7 @@ import { decodeQuery } from '../protocol/frontend.js';
 import type { ServerConn } from '../pool/server-conn.js';
 import type { PinReason, SqlEffects } from './context.js';
 import { type ResponsePlan, Slot } from './response-plan.js';
+import type { Intercepted } from './route-session.js';
 import type { SessionParams } from './session-params.js';
 import {
   type ClientStatement,
@@ -64,11 +65,13 @@ export class TxMessages {
   constructor(
     private readonly analyze: (sql: string) => SqlEffects,
     /** pgnear's own reply to a Query, without ReadyForQuery; null = not ours. */
-    private readonly intercept: (query: Buffer, status: TxStatus) => Buffer | null,
+    private readonly intercept: (query: Buffer, status: TxStatus, detached: boolean) => Intercepted | null,
     private readonly params: SessionParams,
     private readonly maxPrepared: number,
     /** Validity of a statement is known per database (its schema): "known good" entries are kept per scope. */
     private readonly scope = '',
+    /** The client is in a transaction pgnear deferred (its idle Sync answers 'T'). */
+    private readonly inDeferredTxn: () => boolean = () => false,
   ) {
     this.statements = new ClientStatements(maxPrepared);
   }
@@ -78,7 +81,7 @@ export class TxMessages {
     if (this.localError && type !== FE.Sync) return false;
     switch (type) {
       case FE.Query: {
-        if (this.intercepted(f, out.server.txStatus, out.plan)) return false;
+        if (this.intercepted(f, out.server.txStatus, false, out.plan)) return false;
         this.apply(this.effectsFor(decodeQuery(f)), out);
         out.plan.push(Slot.Sync);
         return true;
@@ -114,10 +117,10 @@ export class TxMessages {
     if (plan.pending > 0) return false;
     switch (type) {
       case FE.Query:
-        return this.intercepted(f, 'I', plan);
+        return this.intercepted(f, 'I', true, plan);
       case FE.Sync:
         this.localError = false;
-        plan.push(Slot.Synthetic, 0, RFQ_IDLE);
+        plan.push(Slot.Synthetic, 0, this.inDeferredTxn() ? RFQ_IN_TX : RFQ_IDLE);
         return true;
       case FE.Flush:
         return true;
@@ -154,11 +157,11 @@ export class TxMessages {
   }
 
   /** pgnear's own answer (SET/SHOW pgnear.*, EXPLAIN ROUTE) to a simple query, in its place in the stream. */
-  private intercepted(f: Buffer, status: TxStatus, plan: ResponsePlan): boolean {
+  private intercepted(f: Buffer, status: TxStatus, detached: boolean, plan: ResponsePlan): boolean {
     if (this.localError) return false;
-    const reply = this.intercept(f, status);
-    if (!reply) return false;
-    plan.push(Slot.Synthetic, 0, Buffer.concat([reply, encodeReady(status)]));
+    const r = this.intercept(f, status, detached);
+    if (!r) return false;
+    plan.push(Slot.Synthetic, 0, Buffer.concat([r.reply, encodeReady(r.status)]));
     return true;
   }
 

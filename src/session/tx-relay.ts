@@ -8,16 +8,14 @@ import { CLIENT_WATCH, FRONTEND_TYPES, REQUEST_END } from '../protocol/frontend.
 import { ProtocolError } from '../protocol/errors.js';
 import type { ServerConn } from '../pool/server-conn.js';
 import type { PinReason } from './context.js';
-import { PLAN_WATCH, ResponsePlan, Verdict } from './response-plan.js';
+import { PLAN_WATCH, ResponsePlan, Slot, Verdict } from './response-plan.js';
 import { ReadOnlyRetry, RetryVerdict } from './retry-readonly.js';
+import { RequestQueue } from './request-queue.js';
 import { endLease, type Lease } from './server-lease.js';
 import type { TxMessages, TxOutput } from './tx-messages.js';
 
 const SERVER_WATCH = watchTable([...PLAN_WATCH, BE.ParameterStatus]);
 const SERVER_MAX_FRAME = 0x40000000;
-/** Client messages held until a request is complete and a server is borrowed for it. */
-const MAX_QUEUED = 10_000;
-const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 export interface TxRelayDeps {
   /** Route the batch and borrow a server for it (settings synced, replica caught up when needed). */
@@ -43,7 +41,6 @@ export class TxRelay implements TxOutput {
   private srv: ServerConn | null = null;
   private lease: Lease | null = null;
   private readonly retry = new ReadOnlyRetry();
-  private queuedBytes = 0;
   /** On a replica outside a transaction the routed request is complete: what follows is routed afresh. */
   private sealed = false;
   /** A request completed while idle: route it once the whole chunk is queued (pipelined writes count too). */
@@ -51,7 +48,7 @@ export class TxRelay implements TxOutput {
   private readonly clientScanner: FrameScanner;
   private readonly serverScanner = new FrameScanner(SERVER_WATCH, SERVER_MAX_FRAME);
   readonly plan: ResponsePlan;
-  private queue: Buffer[] = [];
+  private readonly queue = new RequestQueue();
   private pinnedBy: string | null = null;
   private abort: AbortController | null = null;
   private readySeen = false;
@@ -148,10 +145,6 @@ export class TxRelay implements TxOutput {
     if (this.state === 'closed') return false;
     if (this.state === 'idle' && this.queue.length === 0 && this.deps.messages.handleIdle(type, f, this.plan))
       return false;
-    this.queuedBytes += f.length;
-    if (this.queue.length >= MAX_QUEUED || this.queuedBytes > MAX_QUEUED_BYTES) {
-      throw new ProtocolError('too many messages while waiting for a server connection');
-    }
     this.queue.push(f);
     // The route depends on the whole request: borrow a server once it is complete (Query, Sync, Flush, call).
     if (this.state !== 'idle') this.client.pause();
@@ -172,7 +165,7 @@ export class TxRelay implements TxOutput {
     this.client.pause();
     const abort = new AbortController();
     this.abort = abort;
-    this.deps.acquire(abort.signal, this.queue, retry).then(
+    this.deps.acquire(abort.signal, this.queue.items, retry).then(
       (lease) => {
         if (this.state !== 'acquiring' || abort.signal.aborted) return lease.release(true);
         this.abort = null;
@@ -187,7 +180,7 @@ export class TxRelay implements TxOutput {
   private attach(lease: Lease): void {
     const conn = lease.conn;
     this.lease = lease;
-    this.retry.arm(lease.retryable ? this.queue : null);
+    this.retry.arm(lease.retryable ? this.queue.items.slice(0, lease.covers) : null);
     this.srv = conn;
     this.state = 'attached';
     this.sawFatal = false;
@@ -197,15 +190,19 @@ export class TxRelay implements TxOutput {
     s.on('close', this.onServerClose);
     s.cork(); // the queued request leaves in one writev, not one write per message
     this.deps.messages.closeEvicted(this);
+    if (lease.begin) {
+      // The transaction pgnear answered BEGIN for starts here, right before its first statement.
+      this.unsynced = true;
+      this.send(lease.begin);
+      this.plan.push(Slot.HiddenSync);
+    }
     this.replayQueue();
     s.uncork();
   }
 
   private replayQueue(): void {
     // A replica outside a transaction runs only what it was chosen for; anything else may write.
-    const n = this.lease!.retryable ? this.lease!.covers : this.queue.length;
-    const q = this.queue.splice(0, n);
-    this.queuedBytes = this.queue.reduce((a, f) => a + f.length, 0);
+    const q = this.queue.take(this.lease!.retryable ? this.lease!.covers : this.queue.length);
     for (const f of q) {
       if (this.state !== 'attached') break;
       try {
@@ -309,7 +306,7 @@ export class TxRelay implements TxOutput {
     }
     const lease = this.lease!;
     if (this.retry.active) {
-      this.queue = this.retry.take().concat(this.queue);
+      this.queue.unshift(this.retry.take());
       this.detach();
       return this.next(lease, true, true);
     }
@@ -340,11 +337,8 @@ export class TxRelay implements TxOutput {
     this.sealed = false;
     lease.release(reusable);
     // What pgnear answers itself (SHOW pgnear.*, a known Parse, …) must not borrow a server that never replies.
-    let i = 0;
-    while (!retry && i < this.queue.length && this.deps.messages.handleIdle(this.queue[i][0], this.queue[i], this.plan))
-      i++;
-    this.queue.splice(0, i);
-    if (retry || this.queue.some((f) => REQUEST_END[f[0]])) this.startAcquire(retry);
+    if (!retry) this.queue.consumeWhile((f) => this.deps.messages.handleIdle(f[0], f, this.plan));
+    if (retry || this.queue.hasRequest()) this.startAcquire(retry);
     else this.client.resume();
   }
 

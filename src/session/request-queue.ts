@@ -1,0 +1,54 @@
+// Client messages held while the client has no server: until its request is complete and routed, or while
+// its server finishes the previous request. Bounded in messages and bytes.
+import { ProtocolError } from '../protocol/errors.js';
+import { REQUEST_END } from '../protocol/frontend.js';
+
+const MAX_MESSAGES = 10_000;
+const MAX_BYTES = 64 * 1024 * 1024;
+
+export class RequestQueue {
+  private frames: Buffer[] = [];
+  private bytes = 0;
+
+  get length(): number {
+    return this.frames.length;
+  }
+
+  /** The held messages, oldest first (read-only view for routing). */
+  get items(): readonly Buffer[] {
+    return this.frames;
+  }
+
+  push(f: Buffer): void {
+    this.bytes += f.length;
+    if (this.frames.length >= MAX_MESSAGES || this.bytes > MAX_BYTES) {
+      throw new ProtocolError('too many messages while waiting for a server connection');
+    }
+    this.frames.push(f);
+  }
+
+  /** Remove and return the first n messages. */
+  take(n: number): Buffer[] {
+    const out = this.frames.splice(0, n);
+    for (const f of out) this.bytes -= f.length;
+    return out;
+  }
+
+  /** Put messages back in front (a request redone on another server). */
+  unshift(frames: readonly Buffer[]): void {
+    for (const f of frames) this.bytes += f.length;
+    this.frames = frames.concat(this.frames);
+  }
+
+  /** Does it hold a complete request (Query, Sync, Flush or FunctionCall)? */
+  hasRequest(): boolean {
+    return this.frames.some((f) => REQUEST_END[f[0]]);
+  }
+
+  /** Drop leading messages for as long as `consume` handles them. */
+  consumeWhile(consume: (f: Buffer) => boolean): void {
+    let i = 0;
+    while (i < this.frames.length && consume(this.frames[i])) i++;
+    if (i) this.take(i);
+  }
+}
