@@ -25,6 +25,9 @@ export const pgnear: TargetFactory = {
       // Set explicitly (pgnear's own default is transaction). In transaction mode the pool is sized like
       // PgBouncer's transaction pool (--pool-size, 20) for a like-for-like comparison.
       pool_mode: mode,
+      // Like for like with PgBouncer and HAProxy, which only talk to the primary: read/write routing is measured
+      // by the routing scenario, with its own pgnear.
+      routing: { enabled: false },
       // Client auth: SCRAM with the superuser's verifier from auth_query (pg_shadow), server login by SCRAM
       // pass-through: the same work PgBouncer does with its userlist verifier.
       auth: { type: 'scram-sha-256' },
