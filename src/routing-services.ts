@@ -5,7 +5,8 @@ import type { ServerTarget } from './pool/server-conn.js';
 import { Fingerprinter } from './routing/fingerprint.js';
 import { compileRules, matchRule } from './routing/rules.js';
 import { route, type Decision, type RouteNode, type RouteNodes, type RouterConfig } from './routing/router.js';
-import type { SqlAnalyzer } from './routing/sql-analysis.js';
+import { NO_EFFECTS, type SqlAnalyzer } from './routing/sql-analysis.js';
+import { provablyPlainRead } from './routing/sql-fast-path.js';
 import { GlobalLsn, type RoutingServices } from './session/context.js';
 import type { NodeState, TopologySource } from './topology/types.js';
 
@@ -66,7 +67,7 @@ export function buildRouting(
       r.lsn_policy === 'fastest' ? Math.min(r.max_wait, Math.max(5, 3 * (nodes().primary?.rttMs ?? 1))) : r.max_wait,
     nodes,
     target: (node) => targets.get(node) ?? null,
-    classify: (sql) => analyzer.analyze(sql),
+    classify: (sql) => (provablyPlainRead(sql) ? NO_EFFECTS : analyzer.analyze(sql)),
     decide: (input, ns) => route(input, ns, routerCfg),
     matchRule: (who) =>
       rules.length === 0 ? null : matchRule(rules, { ...who, fingerprint: () => fingerprinter.fingerprint(who.sql) }),

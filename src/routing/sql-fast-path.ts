@@ -74,3 +74,19 @@ export function provablyNoSessionEffects(sql: string): boolean {
   if (start < 0 || start >= sql.length) return false;
   return fastKeywordAt(sql, start) && singleStatement(sql) && !RISKY.test(sql);
 }
+
+/** Words that can make a plain SELECT more than a read: row locks (FOR UPDATE/SHARE …) and SELECT INTO. */
+const NOT_PLAIN = /\b(?:for|into)\b/i;
+
+/**
+ * True when the text is provably a plain read without parsing: one SELECT with no parenthesis at all (so no
+ * function call, subquery or writable CTE) and no FOR/INTO. Simple-protocol apps send literals inline, so their
+ * texts rarely repeat and would miss the parse cache; the common point lookup takes this path instead.
+ */
+export function provablyPlainRead(sql: string): boolean {
+  const start = skipTrivia(sql, 0);
+  if (start < 0 || sql.length - start < 7) return false;
+  for (let j = 0; j < 6; j++) if ((sql.charCodeAt(start + j) | 0x20) !== 'select'.charCodeAt(j)) return false;
+  if (isIdent(sql.charCodeAt(start + 6))) return false;
+  return sql.indexOf('(') < 0 && singleStatement(sql) && !NOT_PLAIN.test(sql) && !RISKY.test(sql);
+}

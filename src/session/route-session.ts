@@ -129,10 +129,13 @@ export class RouteSession {
       } else if (t === FE.FunctionCall) reqWrite = true;
       if (!REQUEST_END[t] && i < batch.length - 1) continue;
       let known = false;
-      for (const sql of req) {
-        if (this.r.classify(sql).write) reqWrite = true;
-        if (this.r.knownWrites.has(sql)) known = true;
-      }
+      // With routing off everything goes to the primary: no need to classify (a parse per unique text).
+      if (this.r.enabled) {
+        for (const sql of req) {
+          if (this.r.classify(sql).write) reqWrite = true;
+          if (this.r.knownWrites.has(sql)) known = true;
+        }
+      } else reqWrite = true;
       if (covers === 0) txn ||= TXN_START.test(req[0] ?? '');
       else if (reqWrite || known) break;
       texts.push(...req);
