@@ -60,6 +60,14 @@ export function parseConfig(raw: unknown, source = 'config', overrides: Record<s
   if (cfg.tls.mode === 'require' && !cfg.tls.cert && !cfg.tls.self_signed) {
     problems.push('tls.mode: "require" needs tls.cert/tls.key or tls.self_signed: true');
   }
+  cfg.routing.rules.forEach((r, i) => {
+    if (r.match.pattern === undefined) return;
+    try {
+      new RegExp(r.match.pattern, 'i');
+    } catch (e) {
+      problems.push(`routing.rules[${i}].match.pattern: invalid regular expression (${(e as Error).message})`);
+    }
+  });
   if (problems.length) throw new ConfigError(problems, source);
   return cfg;
 }

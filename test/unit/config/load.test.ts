@@ -155,6 +155,30 @@ describe('invalid configs → ConfigError with a problems list', () => {
     expect(() => parseConfigText(`${MIN}tls:\n  mode: require\n  self_signed: true\n`, 'x')).not.toThrow();
   });
 
+  it('routing rules: an invalid pattern and a malformed fingerprint are reported with their paths', () => {
+    const e = configError(() =>
+      parseConfigText(
+        `${MIN}routing:\n  rules:\n    - { match: { pattern: "select ([" }, route: primary }\n    - { match: { fingerprint: xyz }, route: replica }\n`,
+        'x',
+      ),
+    );
+    expect(e.problems).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^routing\.rules\[1\]\.match\.fingerprint: /)]),
+    );
+    const e2 = configError(() =>
+      parseConfigText(`${MIN}routing:\n  rules:\n    - { match: { pattern: "select ([" }, route: primary }\n`, 'x'),
+    );
+    expect(e2.problems).toEqual([
+      expect.stringMatching(/^routing\.rules\[0\]\.match\.pattern: invalid regular expression/),
+    ]);
+    const ok = parseConfigText(
+      `${MIN}routing:\n  rules:\n    - { match: { application_name: reports }, route: replica, consistency: eventual }\n`,
+      'x',
+    );
+    expect(ok.routing.rules[0]).toMatchObject({ route: 'replica', consistency: 'eventual' });
+    expect(ok.routing).toMatchObject({ enabled: true, consistency: 'session', lsn_policy: 'fastest', max_wait: 1000 });
+  });
+
   it('wrong types and enum values are reported with their paths, all at once', () => {
     const e = configError(() =>
       parseConfigText(
