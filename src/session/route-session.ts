@@ -113,6 +113,8 @@ export class RouteSession {
     this.pendingTxn = [];
     let txn = begin !== null;
     let covers = 0;
+    let parsed: Map<string, string> | undefined;
+    let dataWrite = false;
     for (let i = 0; i < batch.length; i++) {
       const f = batch[i];
       const t = f[0];
@@ -121,21 +123,28 @@ export class RouteSession {
         const p = decodeParse(f);
         req.push(p.sql);
         if (p.name === '') this.unnamedSql = p.sql;
+        else (parsed ??= new Map()).set(p.name, p.sql);
       } else if (t === FE.Bind) {
         const name = bindStatement(f);
-        const sql = name === '' ? this.unnamedSql : statementSql(name);
-        if (sql === undefined) reqWrite = true;
+        // A statement parsed in this very batch is not registered yet (that happens when it is sent).
+        const sql = name === '' ? this.unnamedSql : (parsed?.get(name) ?? statementSql(name));
+        if (sql === undefined) reqWrite = dataWrite = true;
         else if (name !== '' || !req.includes(sql)) req.push(sql);
-      } else if (t === FE.FunctionCall) reqWrite = true;
+      } else if (t === FE.FunctionCall) reqWrite = dataWrite = true;
       if (!REQUEST_END[t] && i < batch.length - 1) continue;
       let known = false;
       // With routing off everything goes to the primary: no need to classify (a parse per unique text).
       if (this.r.enabled) {
         for (const sql of req) {
-          if (this.r.classify(sql).write) reqWrite = true;
+          const a = this.r.classify(sql);
+          if (a.write) {
+            reqWrite = true;
+            // SET/RESET/set_config change the session, not data: no WAL position to wait for afterwards.
+            if (!(a.count === 1 && (a.sets.length > 0 || a.resets.length > 0 || a.resetAll))) dataWrite = true;
+          }
           if (this.r.knownWrites.has(sql)) known = true;
         }
-      } else reqWrite = true;
+      } else reqWrite = dataWrite = true;
       if (covers === 0) txn ||= TXN_START.test(req[0] ?? '');
       else if (reqWrite || known) break;
       texts.push(...req);
@@ -162,7 +171,7 @@ export class RouteSession {
       captureLsn:
         hasReplicas &&
         decision.role === 'primary' &&
-        (write || knownWrite || (txn && !READ_ONLY.test(begin ?? first)) || retry),
+        (dataWrite || knownWrite || (txn && !READ_ONLY.test(begin ?? first)) || retry),
       retryable: decision.role === 'replica' && !txn,
       covers: decision.role === 'replica' ? covers : batch.length,
       texts,
@@ -264,6 +273,14 @@ export class RouteSession {
         ]
       : ['(current)', '(current)', 'in_transaction', null, min !== null ? formatLsn(min) : null, fp];
     return encodeTextResult(['node', 'role', 'reason', 'wait_lsn', 'min_lsn', 'fingerprint'], [row], 'EXPLAIN');
+  }
+
+  /** A SET/RESET pgnear.* the server ran for the client (extended protocol): take it for ourselves too. */
+  applySetting(sql: string): void {
+    const m = PGNEAR_SET.exec(sql);
+    if (!m || m[1].toLowerCase() === 'show') return;
+    if (m[1].toLowerCase() === 'reset') this.reset(m[2].toLowerCase());
+    else this.set(m[2].toLowerCase(), m[3] ?? '');
   }
 
   private show(name: string): string | undefined {

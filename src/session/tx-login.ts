@@ -76,6 +76,7 @@ export function txRelay(
     s.maxPreparedStatements,
     `${primary.host}:${primary.port}/${who.database}`,
     () => route.deferredTxn,
+    (sql) => route.applySetting(sql),
   );
   const pools = new Map<string, NodePool>();
   const leases = new LeaseProvider({

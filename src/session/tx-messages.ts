@@ -38,6 +38,7 @@ export interface TxOutput {
   pin(reason: PinReason | 'sql_deallocate'): void;
 }
 
+const OWN_SETTING = /^\s*(?:set|reset)\s+(?:session\s+)?pgnear\./i;
 const DISCARD_ALL = /^\s*discard\s+all\s*;?\s*$/i;
 const DEALLOCATE_ALL = /^\s*deallocate\s+(prepare\s+)?all\s*;?\s*$/i;
 
@@ -50,7 +51,7 @@ interface ParseTag {
   restore?: ClientStatement;
 }
 
-type Effects = SqlEffects & { readonly dropsStatements?: boolean };
+type Effects = SqlEffects & { readonly dropsStatements?: boolean; readonly ownSetting?: string };
 
 export class TxMessages {
   readonly statements: ClientStatements;
@@ -72,6 +73,8 @@ export class TxMessages {
     private readonly scope = '',
     /** The client is in a transaction pgnear deferred (its idle Sync answers 'T'). */
     private readonly inDeferredTxn: () => boolean = () => false,
+    /** A SET/RESET pgnear.* that ran through the extended protocol. */
+    private readonly ownSetting: (sql: string) => void = () => {},
   ) {
     this.statements = new ClientStatements(maxPrepared);
   }
@@ -279,11 +282,15 @@ export class TxMessages {
   private effectsFor(sql: string): Effects {
     const e = this.analyze(sql);
     if (sql.length < 64 && (DISCARD_ALL.test(sql) || DEALLOCATE_ALL.test(sql))) return { ...e, dropsStatements: true };
+    // SET pgnear.* through the extended protocol (postgres.js sends everything that way): the server accepts it
+    // as a placeholder setting, and pgnear takes it for itself when it runs.
+    if (sql.length < 256 && OWN_SETTING.test(sql)) return { ...e, ownSetting: sql };
     return e;
   }
 
   private apply(e: Effects, out: TxOutput): void {
-    if ((e as { dropsStatements?: boolean }).dropsStatements) this.dropAllStatements(out);
+    if (e.dropsStatements) this.dropAllStatements(out);
+    if (e.ownSetting) this.ownSetting(e.ownSetting);
     if (e.pins.length) out.pin(e.pins[0]);
     if (e.sets.length) this.params.noteSet(e.sets);
     if (e.resets.length) this.params.noteReset(e.resets, out.server);

@@ -2,6 +2,7 @@
 // the server chosen for its first real statement, sent together with it; COMMIT/ROLLBACK of a transaction that
 // never ran a statement need no server. Where a statement ran is what the server says (pg_is_in_recovery()).
 import type pg from 'pg';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useCluster } from '../support/cluster.js';
 import { directClient } from '../support/pooling.js';
@@ -113,5 +114,22 @@ describe('deferred BEGIN', () => {
     conn.off('readyForQuery', onReady);
     expect(statuses).toEqual(['T']);
     await c.query('commit');
+  });
+});
+
+describe('SET pgnear.* through the extended protocol (postgres.js)', () => {
+  it('SET pgnear.route = primary / RESET pgnear.route move the reads that follow', async () => {
+    const sql = postgres(proxy.url(undefined, undefined, DB), { max: 1, onnotice: () => {} });
+    try {
+      const where = async () => (await sql`select pg_is_in_recovery() as r`)[0].r as boolean;
+      expect(await where()).toBe(true);
+      await sql`set pgnear.route = 'primary'`;
+      expect(await where()).toBe(false);
+      expect(await where()).toBe(false);
+      await sql`reset pgnear.route`;
+      expect(await where()).toBe(true);
+    } finally {
+      await sql.end();
+    }
   });
 });
