@@ -155,8 +155,9 @@ export class TxRelay implements TxOutput {
   /** One client message for the attached server; true = forward it unchanged. */
   private handle(type: number, f: Buffer): boolean {
     this.unsynced = true;
-    if (REQUEST_END[type] && type !== FE.Flush && this.lease!.retryable) this.sealed = true;
-    return this.deps.messages.handle(type, f, this);
+    const keep = this.deps.messages.handle(type, f, this);
+    if (REQUEST_END[type] && type !== FE.Flush && this.lease!.retryable && !this.pinnedBy) this.sealed = true;
+    return keep;
   }
 
   private startAcquire(retry: boolean): void {
@@ -200,9 +201,9 @@ export class TxRelay implements TxOutput {
     s.uncork();
   }
 
-  private replayQueue(): void {
+  private replayQueue(all = false): void {
     // A replica outside a transaction runs only what it was chosen for; anything else may write.
-    const q = this.queue.take(this.lease!.retryable ? this.lease!.covers : this.queue.length);
+    const q = this.queue.take(this.lease!.retryable && !all ? this.lease!.covers : this.queue.length);
     for (const f of q) {
       if (this.state !== 'attached') break;
       try {
@@ -309,6 +310,10 @@ export class TxRelay implements TxOutput {
       this.queue.unshift(this.retry.take());
       this.detach();
       return this.next(lease, true, true);
+    }
+    if (this.pinnedBy && this.queue.length) {
+      this.sealed = false; // pinned (e.g. a hinted PREPARE on a replica): what waited goes to this server
+      return this.replayQueue(true);
     }
     // Once sealed, bytes of a next request are not this server's business.
     if (this.pinnedBy || (!this.clientScanner.atBoundary() && !this.sealed) || !this.serverScanner.atBoundary()) return;
