@@ -44,12 +44,14 @@ Options:
   --modes simple,extended,prepared   pgbench -M modes (default simple,extended)
   --reps N              repetitions per cell, targets alternating A B C A B C (default 2)
   --targets LIST        ${Object.keys(TARGETS).join(',')} (default all; idle-clients: pgnear,pgbouncer)
-  --count N             idle-clients / idle-10k: idle connections to open (default 1000 / 10000)
+  --count N             idle-clients / idle-10k: idle connections to open (default 1000 / 10000);
+                        big-result: rows of 1 kB in the result (default 200000, ≈ 202 MB)
   --concurrency N       idle-clients / idle-10k: connections opened at once (default 32 / 200)
   --threads N           pgbench -j (default 2, capped at the client count)
   --scale N             pgbench -i scale (default 10)
   --warmup S            unmeasured seconds per target before the first run (default 3, 0 = none)
-  --pgnear-pool-mode M  session | transaction (default: session; pooling, idle-10k: transaction)
+  --pgnear-pool-mode M  session | transaction (default: session; pooling, idle-10k, tpcb, connect-storm,
+                        big-result: transaction)
   --pool-size N         transaction pool size, pgnear pool.pool_size and PgBouncer's tx pool (default 20)
   --max-noise PCT       flag runs where unrelated CPU exceeded PCT % of a core (default 15)
   --quiet-wait S        before each run, wait up to S s for unrelated CPU under --max-noise (default 10, 0 = off)

@@ -24,6 +24,8 @@ export interface RunRecord {
   latencyMs: number | null;
   transactions: number | null;
   failed: number | null;
+  /** pgbench -C: average connection time (ms), else null. */
+  connectMs: number | null;
   /** From the per-transaction log (latencyLog): percentiles over every transaction of the run. */
   p50Ms: number | null;
   p99Ms: number | null;
@@ -48,6 +50,8 @@ export interface CellSummary {
   p99Ms: number | null;
   /** Failed transactions summed over the reps (pgbench's "number of failed transactions"). */
   failed: number | null;
+  /** pgbench -C: median over reps of the average connection time (ms), else null. */
+  connectMs: number | null;
   /** Runs that errored (pgbench exit ≠ 0, e.g. clients aborted). */
   errors: number;
   /** Median of per-rep ratios to direct / PgBouncer in the same rep (paired), null when absent. */
@@ -101,6 +105,7 @@ export function summarize(runs: RunRecord[], targetNames: string[]): CellSummary
         p50Ms: median(good.map((r) => r.p50Ms).filter((x): x is number => x != null)),
         p99Ms: median(good.map((r) => r.p99Ms).filter((x): x is number => x != null)),
         failed: good.length ? good.reduce((a, r) => a + (r.failed ?? 0), 0) : null,
+        connectMs: median(good.map((r) => r.connectMs).filter((x): x is number => x != null)),
         errors: rs.filter((r) => r.error).length,
         xDirect: t === 'direct' ? (good.length ? 1 : null) : median(ratios('direct', 'tps')),
         xPgbouncer: median(ratios('pgbouncer', 'tps')),
@@ -167,6 +172,7 @@ export async function runPgbenchMatrix(ctx: BenchContext, spec: PgbenchScenarioS
           latencyMs: null,
           transactions: null,
           failed: null,
+          connectMs: null,
           p50Ms: null,
           p99Ms: null,
           tpsAt2Cores: null,
@@ -206,6 +212,7 @@ export async function runPgbenchMatrix(ctx: BenchContext, spec: PgbenchScenarioS
             latencyMs: r.latencyMs,
             transactions: r.transactions,
             failed: r.failed,
+            connectMs: r.avgConnectMs,
             p50Ms: r.latency?.p50Ms ?? null,
             p99Ms: r.latency?.p99Ms ?? null,
             tpsAt2Cores: r.tpsAt2Cores,
@@ -215,7 +222,7 @@ export async function runPgbenchMatrix(ctx: BenchContext, spec: PgbenchScenarioS
           const u = r.cpu;
           ctx.log(
             `[${i}/${total}] ${mode} c=${clients} rep ${rep} ${t.name.padEnd(9)} ${r.tps.toFixed(0).padStart(7)} tps ` +
-              `${r.latencyMs.toFixed(3)} ms${r.latency ? ` p99 ${r.latency.p99Ms.toFixed(2)}` : ''}${r.failed ? ` FAILED TX ${r.failed}` : ''}  cpu/s: pg ${(u.postgres / u.wallS).toFixed(2)} proxy ${(u.proxy / u.wallS).toFixed(2)} ` +
+              `${r.latencyMs.toFixed(3)} ms${r.avgConnectMs != null ? ` conn ${r.avgConnectMs.toFixed(3)} ms` : ''}${r.latency ? ` p99 ${r.latency.p99Ms.toFixed(2)}` : ''}${r.failed ? ` FAILED TX ${r.failed}` : ''}  cpu/s: pg ${(u.postgres / u.wallS).toFixed(2)} proxy ${(u.proxy / u.wallS).toFixed(2)} ` +
               `pgbench ${(u.pgbench / u.wallS).toFixed(2)} softirq ${(u.softirq / u.windowS).toFixed(2)} other ${(u.other / u.windowS).toFixed(2)}${rec.noisy ? '  NOISY' : ''}`,
           );
         } catch (e) {

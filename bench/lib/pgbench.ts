@@ -59,6 +59,8 @@ export interface PgbenchResult {
   transactions: number;
   failed: number;
   connectMs: number | null;
+  /** `-C` (new connection per transaction): pgbench's "average connection time", ms; else null. */
+  avgConnectMs: number | null;
   cpu: CpuUse;
   /** transactions per CPU-second of (postgres + proxy + pgbench), ×2 cores: robust to unrelated load. */
   tpsAt2Cores: number;
@@ -122,7 +124,8 @@ function num(re: RegExp, text: string): number | null {
 /** Parse pgbench 15's summary. Throws when the run produced no TPS line. */
 export function parsePgbench(
   text: string,
-): Pick<PgbenchResult, 'tps' | 'latencyMs' | 'transactions' | 'failed' | 'connectMs'> {
+): Pick<PgbenchResult, 'tps' | 'latencyMs' | 'transactions' | 'failed' | 'connectMs' | 'avgConnectMs'> {
+  // Without -C: "tps = N (without initial connection time)"; with -C: "tps = N (including reconnection times)".
   const tps = num(/^tps = ([\d.]+) \(without initial connection time\)/m, text) ?? num(/^tps = ([\d.]+)/m, text);
   const latencyMs = num(/^latency average = ([\d.]+) ms/m, text);
   const transactions = num(/^number of transactions actually processed: (\d+)/m, text);
@@ -135,6 +138,7 @@ export function parsePgbench(
     transactions,
     failed: num(/^number of failed transactions: (\d+)/m, text) ?? 0,
     connectMs: num(/^initial connection time = ([\d.]+) ms/m, text),
+    avgConnectMs: num(/^average connection time = ([\d.]+) ms/m, text),
   };
 }
 

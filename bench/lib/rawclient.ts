@@ -44,7 +44,8 @@ function startupMessage(user: string, database: string): Buffer {
   return b;
 }
 
-function message(type: string, body: Buffer): Buffer {
+/** A frontend message: type byte, Int32 length, body. */
+export function message(type: string, body: Buffer): Buffer {
   const b = Buffer.alloc(5 + body.length);
   b.write(type, 0, 'latin1');
   b.writeInt32BE(4 + body.length, 1);
@@ -52,9 +53,10 @@ function message(type: string, body: Buffer): Buffer {
   return b;
 }
 
-const cstr = (s: string) => Buffer.from(`${s}\0`);
+export const cstr = (s: string) => Buffer.from(`${s}\0`);
 
-function errorText(body: Buffer): string {
+/** Severity, SQLSTATE and message of an ErrorResponse body. */
+export function errorText(body: Buffer): string {
   const parts: string[] = [];
   let i = 0;
   while (i < body.length && body[i] !== 0) {

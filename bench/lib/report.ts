@@ -25,6 +25,8 @@ export function markdownTable(head: string[], rows: string[][], align: ('l' | 'r
 export function matrixTable(summary: CellSummary[]): string {
   // p50/p99 and failed-transaction columns only when the scenario logged per-transaction latencies.
   const pct = summary.some((s) => s.p99Ms != null);
+  // Connection-time column only for pgbench -C runs (connect-storm).
+  const conn = summary.some((s) => s.connectMs != null);
   const head = [
     'mode',
     'c',
@@ -33,6 +35,7 @@ export function matrixTable(summary: CellSummary[]): string {
     'TPS',
     'min–max',
     'lat ms',
+    ...(conn ? ['conn ms'] : []),
     ...(pct ? ['p50 ms', 'p99 ms', 'failed tx'] : []),
     '×direct',
     '×PgBouncer',
@@ -50,6 +53,7 @@ export function matrixTable(summary: CellSummary[]): string {
     fmtInt(s.tps?.median),
     s.tps ? `${fmtInt(s.tps.min)}–${fmtInt(s.tps.max)}` : '–',
     fmt(s.latencyMs, 3),
+    ...(conn ? [fmt(s.connectMs, 3)] : []),
     ...(pct
       ? [
           fmt(s.p50Ms, 3),
@@ -70,7 +74,7 @@ export function matrixTable(summary: CellSummary[]): string {
 }
 
 export const MATRIX_LEGEND = [
-  "TPS / lat: medians over reps; min–max: spread of TPS over reps. p50 / p99 (when logged): median over reps of each run's percentile over all its transactions (pgbench -l); failed tx: summed over reps.",
+  "TPS / lat: medians over reps; min–max: spread of TPS over reps. conn ms (pgbench -C): median of pgbench's average connection time. p50 / p99 (when logged): median over reps of each run's percentile over all its transactions (pgbench -l); failed tx: summed over reps.",
   '×direct, ×PgBouncer: median of per-rep ratios to the same rep of that target (targets alternate A B C A B C).',
   'TPS@2cores: transactions per CPU-second of postgres + proxy + pgbench, ×2 (robust to unrelated load).',
   'proxy cores: CPU-seconds per second used by the proxy process. other %: unrelated busy CPU (100 = one core).',
