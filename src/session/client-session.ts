@@ -274,6 +274,7 @@ export class ClientSession implements Cancellable {
   private activate(): void {
     if (this.loginTimer) clearTimeout(this.loginTimer);
     this.loginTimer = null;
+    this.authScanner = null; // per-client memory: the relay has its own
     this.state = 'active';
     this.ctx.events.loginSucceeded();
     this.log.debug(

@@ -54,9 +54,9 @@ export interface PlanOutput {
  * optional tag (caller's id for failure callbacks, e.g. a statement to forget when its Parse fails).
  */
 export class ResponsePlan {
-  private kinds = new Uint8Array(64);
-  private tags = new Int32Array(64);
-  private bytes: (Buffer | null)[] = new Array(64).fill(null);
+  private kinds = new Uint8Array(8); // grows by doubling; most clients never have more in flight
+  private tags = new Int32Array(8);
+  private bytes: (Buffer | null)[] = new Array(8).fill(null);
   private head = 0;
   private len = 0;
   /** The server is discarding extended messages until the next Sync (after an error). */
