@@ -14,8 +14,7 @@ import { Secrets } from './session/secrets.js';
 import { initSqlAnalysis, SqlAnalyzer } from './routing/sql-analysis.js';
 import { selfSignedCert } from './util/selfsigned.js';
 import { buildRouting } from './routing-services.js';
-import { StaticProbeSource } from './topology/static-source.js';
-import type { NodeSpec } from './topology/types.js';
+import { type NodeSpec, StaticProbeSource } from './topology/index.js';
 
 export interface App {
   /** Where clients connect. */

@@ -8,7 +8,7 @@ import { route, type Decision, type RouteNode, type RouteNodes, type RouterConfi
 import { NO_EFFECTS, type SqlAnalyzer } from './routing/sql-analysis.js';
 import { provablyPlainRead } from './routing/sql-fast-path.js';
 import { GlobalLsn, type RoutingServices } from './session/context.js';
-import type { NodeState, TopologySource } from './topology/types.js';
+import type { NodeState, TopologySource } from './topology/index.js';
 
 export function buildRouting(
   cfg: Config,

@@ -5,8 +5,8 @@ import { FE, type TxStatus } from '../protocol/codes.js';
 import { bindStatement, decodeParse } from '../protocol/extended.js';
 import { decodeQuery, REQUEST_END } from '../protocol/frontend.js';
 import { parseHints } from '../routing/hints.js';
-import { formatLsn, maxLsn, parseLsn } from '../routing/lsn.js';
-import type { Consistency, Decision, RouteInput } from '../routing/router.js';
+import { formatLsn, maxLsn, parseLsn, replayTarget } from '../util/lsn.js';
+import type { Consistency, Decision, RouteInput, RouteNodes } from '../routing/router.js';
 import type { RoutingServices } from './context.js';
 import { parseOptions } from './session-params.js';
 
@@ -89,7 +89,7 @@ export class RouteSession {
 
   /** The LSN of the write announced by writing(), or null if it could not be read. */
   noteWrite(raw: bigint | null): void {
-    const lsn = raw === null ? null : replayable(raw);
+    const lsn = raw === null ? null : replayTarget(raw);
     if (lsn !== null) this.lastWriteLsn = maxLsn(this.lastWriteLsn, lsn);
     this.r.global.end(lsn);
   }
@@ -104,6 +104,7 @@ export class RouteSession {
     // Requests end at Query, Sync, Flush or FunctionCall (a trailing partial one counts too). Leading reads go
     // together to a replica; a write behind them waits for its own route. A write or a transaction first takes
     // everything queued to the server it goes to.
+    if (!this.r.enabled) return this.toPrimary(batch.length, 'write');
     const texts: string[] = [];
     let req: string[] = [];
     let reqWrite = false;
@@ -133,18 +134,15 @@ export class RouteSession {
       } else if (t === FE.FunctionCall) reqWrite = dataWrite = true;
       if (!REQUEST_END[t] && i < batch.length - 1) continue;
       let known = false;
-      // With routing off everything goes to the primary: no need to classify (a parse per unique text).
-      if (this.r.enabled) {
-        for (const sql of req) {
-          const a = this.r.classify(sql);
-          if (a.write) {
-            reqWrite = true;
-            // SET/RESET/set_config change the session, not data: no WAL position to wait for afterwards.
-            if (!(a.count === 1 && (a.sets.length > 0 || a.resets.length > 0 || a.resetAll))) dataWrite = true;
-          }
-          if (this.r.knownWrites.has(sql)) known = true;
+      for (const sql of req) {
+        const a = this.r.classify(sql);
+        if (a.write) {
+          reqWrite = true;
+          // SET/RESET/set_config change the session, not data: no WAL position to wait for afterwards.
+          if (!(a.count === 1 && (a.sets.length > 0 || a.resets.length > 0 || a.resetAll))) dataWrite = true;
         }
-      } else reqWrite = dataWrite = true;
+        if (this.r.knownWrites.has(sql)) known = true;
+      }
       if (covers === 0) txn ||= TXN_START.test(req[0] ?? '');
       else if (reqWrite || known) break;
       texts.push(...req);
@@ -157,11 +155,9 @@ export class RouteSession {
     }
     const first = texts[0] ?? '';
     const nodes = this.r.nodes();
-    let decision: Decision | null;
-    if (retry || !this.r.enabled) {
-      const reason = retry ? 'retry_25006' : 'write';
-      decision = nodes.primary && { node: nodes.primary.name, role: 'primary', reason };
-    } else decision = this.r.decide(this.input(first, write, txn, knownWrite, begin), nodes);
+    const decision: Decision | null = retry
+      ? primaryDecision(nodes, 'retry_25006')
+      : this.r.decide(this.input(first, write, txn, knownWrite, begin), nodes);
     if (!decision) return null;
     if (retry) for (const sql of texts) this.r.knownWrites.add(sql);
     this.r.onDecision(decision);
@@ -177,6 +173,14 @@ export class RouteSession {
       texts,
       begin,
     };
+  }
+
+  /** Routing is off: the whole queue goes to the primary, nothing to classify or capture. */
+  private toPrimary(covers: number, reason: 'write'): RoutePlan | null {
+    const decision = primaryDecision(this.r.nodes(), reason);
+    if (!decision) return null;
+    this.r.onDecision(decision);
+    return { decision, captureLsn: false, retryable: false, covers, texts: [], begin: null };
   }
 
   private input(
@@ -308,7 +312,7 @@ export class RouteSession {
     else if (name === 'min_lsn') {
       const l = v === '' ? null : parseLsn(v);
       if (v !== '' && l === null) return invalidValue(name, v);
-      this.tokenLsn = l === null ? null : replayable(l);
+      this.tokenLsn = l === null ? null : replayTarget(l);
     } else if (this.show(name) === undefined) return unknownSetting(name);
     else return invalidValue(name, v);
     return null;
@@ -323,14 +327,8 @@ export class RouteSession {
   }
 }
 
-/**
- * The insert position just past a WAL page header (page start + 24, or + 40 at a segment start) is where the next
- * record will go; replay stops at the page start when the last record ended there. No record ends inside a page
- * header, so the page start is an equivalent target that replay can actually reach.
- */
-function replayable(lsn: bigint): bigint {
-  const off = lsn % 8192n;
-  return off > 0n && off <= 40n ? lsn - off : lsn;
+function primaryDecision(nodes: RouteNodes, reason: 'write' | 'retry_25006'): Decision | null {
+  return nodes.primary && { node: nodes.primary.name, role: 'primary', reason };
 }
 
 const unknownSetting = (name: string) =>

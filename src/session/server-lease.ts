@@ -4,7 +4,8 @@ import type { NodePool } from '../pool/node-pool.js';
 import type { ServerCredentials } from '../pool/credentials.js';
 import { ServerError, type ServerConn } from '../pool/server-conn.js';
 import { encodeQuery } from '../protocol/frontend.js';
-import { formatLsn, parseLsn } from '../routing/lsn.js';
+import { waitSql } from '../topology/pg-prober.js';
+import { parseLsn } from '../util/lsn.js';
 import type { Decision } from '../routing/router.js';
 import type { SessionContext } from './context.js';
 import type { RouteSession } from './route-session.js';
@@ -51,16 +52,6 @@ export interface LeaseDeps {
   statementSql(name: string): string | undefined;
 }
 
-/** A server-side wait in one round trip: loop until the replica replayed `lsn` or the time is up, then say which. */
-export function waitSql(lsn: bigint, ms: number): string {
-  const l = `'${formatLsn(lsn)}'::pg_catalog.pg_lsn`;
-  return (
-    `DO $pgnear$BEGIN WHILE pg_catalog.pg_last_wal_replay_lsn() < ${l} AND pg_catalog.clock_timestamp() < ` +
-    `pg_catalog.statement_timestamp() + interval '${Math.max(1, Math.round(ms))} milliseconds' LOOP ` +
-    `PERFORM pg_catalog.pg_sleep(0.001); END LOOP; END$pgnear$; SELECT pg_catalog.pg_last_wal_replay_lsn() >= ${l}`
-  );
-}
-
 export class LeaseProvider {
   constructor(private readonly d: LeaseDeps) {}
 
@@ -71,7 +62,13 @@ export class LeaseProvider {
     const plan = route.plan(batch, (n) => this.d.statementSql(n), retry);
     if (!plan) throw new ServerError('no primary server is available', '08006', null, 'ERROR');
     let decision = plan.decision;
-    ctx.log.trace({ node: decision.node, reason: decision.reason, covers: plan.covers, queued: batch.length }, 'route');
+    // Hot path: no log object is built unless trace is on.
+    if (ctx.log.isLevelEnabled('trace')) {
+      ctx.log.trace(
+        { node: decision.node, reason: decision.reason, covers: plan.covers, queued: batch.length },
+        'route',
+      );
+    }
     let conn = await this.borrow(decision, signal);
     if (decision.waitLsn !== undefined) {
       const caughtUp = await this.waitReplay(conn, decision.waitLsn, ctx.routing.waitBudgetMs());
@@ -101,23 +98,20 @@ export class LeaseProvider {
     const conn = await pool.acquire(this.d.creds, signal);
     const busy = this.d.ctx.routing.busy;
     busy.set(decision.node, (busy.get(decision.node) ?? 0) + 1);
-    const sql = this.d.params.syncSql(conn);
-    if (sql) {
-      try {
-        await conn.query(sql);
-        this.d.params.synced(conn);
-      } catch (e) {
-        this.give(decision.node, conn, !conn.closed && conn.txStatus === 'I');
-        throw e;
-      }
+    try {
+      await this.d.params.syncTo(conn);
+    } catch (e) {
+      this.give(decision.node, conn, !conn.closed && conn.txStatus === 'I');
+      throw e;
     }
     return conn;
   }
 
+  /** One round trip on the borrowed replica itself (the monitor's loop, failing when the target is not reached). */
   private async waitReplay(conn: ServerConn, lsn: bigint, ms: number): Promise<boolean> {
     try {
-      const rows = await conn.query(waitSql(lsn, ms), ms + 5_000);
-      return rows[rows.length - 1] === 't';
+      await conn.query(waitSql(lsn, ms, true, true), ms + 5_000);
+      return true;
     } catch {
       return false;
     }

@@ -96,6 +96,14 @@ export class SessionParams {
     for (const [k, v] of this.wanted) have.set(k, v);
   }
 
+  /** Make `conn` carry this client's settings (one round trip, none when it already does). */
+  async syncTo(conn: ServerConn): Promise<void> {
+    const sql = this.syncSql(conn);
+    if (!sql) return;
+    await conn.query(sql);
+    this.synced(conn);
+  }
+
   /** The client ran SET / RESET / set_config on the server it holds. */
   noteSet(names: readonly string[]): void {
     for (const n of names) if (!isOwn(n)) this.dirty.add(n);

@@ -22,11 +22,7 @@ export async function txLogin(
   const params = new SessionParams(startup);
   const server = await pool.acquire(creds);
   try {
-    const sql = params.syncSql(server);
-    if (sql) {
-      await server.query(sql);
-      params.synced(server);
-    }
+    await params.syncTo(server);
   } catch (e) {
     pool.release(server, { reusable: !server.closed && server.txStatus === 'I', reset: false });
     // A startup parameter the server refuses fails the login, as it would on a direct connection.

@@ -22,9 +22,10 @@ const NOTICE_PREFIX = 'pgnear_replay=';
  * A server-side wait until the replay position reaches the target (with lsnCaughtUp's page-header tolerance).
  * COMMIT per iteration releases the snapshot so the loop never holds back (or conflicts with) the replay it
  * waits for; INFO reaches the client whatever client_min_messages says. A DO block cannot return rows, hence
- * the notice ('' when the node is not in recovery).
+ * the notice ('' when the node is not in recovery). With `failOnTimeout` it raises an error instead when the
+ * target was not reached, so a caller reading rows only (a session borrowing the replica) gets its answer too.
  */
-export function waitSql(lsn: bigint, timeoutMs: number, commit = true): string {
+export function waitSql(lsn: bigint, timeoutMs: number, commit = true, failOnTimeout = false): string {
   const ms = Math.max(0, Math.ceil(timeoutMs));
   return `DO $pgnear$
 DECLARE
@@ -38,7 +39,14 @@ BEGIN
       OR ((r - '0/0'::pg_lsn) % 8192 = 0 AND target - r <= 40)
       OR clock_timestamp() >= deadline;
     PERFORM pg_sleep(0.001);${commit ? '\n    COMMIT;' : ''}
-  END LOOP;
+  END LOOP;${
+    failOnTimeout
+      ? `
+  IF r IS NULL OR NOT pg_is_in_recovery() OR NOT (r >= target OR ((r - '0/0'::pg_lsn) % 8192 = 0 AND target - r <= 40)) THEN
+    RAISE EXCEPTION 'pgnear: replay did not reach % within ${ms} ms', target;
+  END IF;`
+      : ''
+  }
   RAISE INFO '${NOTICE_PREFIX}%', coalesce(case when pg_is_in_recovery() then pg_last_wal_replay_lsn() end::text, '');
 END
 $pgnear$`;

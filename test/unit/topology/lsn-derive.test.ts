@@ -1,7 +1,6 @@
 // Pure topology helpers: LSN text round trips, caught-up tolerance, EWMA, wait SQL and probe row mapping.
 import { describe, expect, it } from 'vitest';
 import { describeUrl, ewma } from '../../../src/topology/derive.js';
-import { nodeSpecs } from '../../../src/topology/index.js';
 import { formatLsn, lsnCaughtUp, parseLsn } from '../../../src/topology/lsn.js';
 import { probeResultFromRow, waitSql } from '../../../src/topology/pg-prober.js';
 
@@ -48,15 +47,6 @@ describe('derive helpers', () => {
       url: 'postgres://db.example:6000/app?sslmode=require',
     });
     expect(describeUrl('postgres://u@[::1]/x')).toMatchObject({ host: '::1', port: 5432 });
-  });
-
-  it('nodeSpecs maps configured nodes, naming unnamed ones host:port', () => {
-    expect(
-      nodeSpecs({ url: 'postgres://a@h1:5432/d', region: 'iad', name: 'main' }, [{ url: 'postgres://a@h2:5433/d' }]),
-    ).toEqual([
-      { name: 'main', url: 'postgres://a@h1:5432/d', region: 'iad', configuredRole: 'primary' },
-      { name: 'h2:5433', url: 'postgres://a@h2:5433/d', configuredRole: 'replica' },
-    ]);
   });
 });
 

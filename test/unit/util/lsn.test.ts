@@ -9,7 +9,7 @@ import {
   MAX_LSN,
   maxLsn,
   parseLsn,
-} from '../../../src/routing/lsn.js';
+} from '../../../src/util/lsn.js';
 
 describe('parseLsn / formatLsn', () => {
   const valid: [string, bigint, string][] = [

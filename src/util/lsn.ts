@@ -1,4 +1,4 @@
-// Postgres WAL positions (pg_lsn): parse 'X/Y' text to a bigint, format it back, compare and subtract.
+// Postgres WAL positions (pg_lsn): parse 'X/Y' text to a bigint, format, compare, and the page-header gap.
 //
 // An LSN is a 64-bit byte position in the WAL. Postgres prints it as two upper-case hex numbers without leading
 // zeros, 'high 32 bits/low 32 bits' (e.g. '16/B374D848'); its input accepts 1-8 hex digits of either case on each
@@ -49,4 +49,29 @@ export function maxLsn(a: Lsn | null, b: Lsn | null): Lsn | null {
 /** Bytes from `from` to `to` as a number (negative when `to` is earlier), like pg_wal_lsn_diff(to, from). */
 export function lsnDiff(to: Lsn, from: Lsn): number {
   return Number(to - from);
+}
+
+const XLOG_BLCKSZ = 8192n;
+/** SizeOfXLogLongPHD: the larger of the two WAL page header sizes. */
+const MAX_PAGE_HEADER = 40n;
+
+/**
+ * Whether a replica that replayed up to `replay` has everything before the primary's insert LSN `insert`.
+ * When the last record ended on a page boundary, pg_current_wal_insert_lsn() points past the next page's
+ * header while replay stops at the boundary: that gap (≤ 40 bytes, page-aligned replay) is not pending WAL.
+ * No real record can end there: the next one starts after the header and is ≥ 24 bytes. Assumes 8 kB WAL pages.
+ */
+export function lsnCaughtUp(replay: bigint, insert: bigint): boolean {
+  if (replay >= insert) return true;
+  return replay % XLOG_BLCKSZ === 0n && insert - replay <= MAX_PAGE_HEADER;
+}
+
+/**
+ * A target replay can actually reach for an insert position: just past a page header (page start + 24, or + 40
+ * at a segment start) is where the next record will go, and replay stops at the page start when the last record
+ * ended there; no record ends inside a header, so the page start is equivalent (see lsnCaughtUp).
+ */
+export function replayTarget(lsn: Lsn): Lsn {
+  const off = lsn % XLOG_BLCKSZ;
+  return off > 0n && off <= MAX_PAGE_HEADER ? lsn - off : lsn;
 }
