@@ -2,38 +2,12 @@
 import { Fifo, type FifoHandle } from '../util/fifo.js';
 import type { ServerCredentials } from './credentials.js';
 import type { Connector, DbSlots, NodePoolOptions, PoolLimits, PoolStats, ReleaseOptions } from './pool-set.js';
-import { ServerConn } from './server-conn.js';
+import { aborted, poolClosed, poolFull, PoolTimeoutError } from './pool-errors.js';
+import { ServerConn, type ServerReader } from './server-conn.js';
+
+export { PoolError, PoolTimeoutError } from './pool-errors.js';
 
 export type ConnState = 'connecting' | 'idle' | 'active' | 'checking' | 'resetting' | 'closed';
-
-/**
- * An error raised by the pool itself; report it to the client with `sqlstate` and `severity`. Codes:
- * PGNEAR_E_POOL_TIMEOUT (PoolTimeoutError), PGNEAR_E_POOL_FULL 53300 (maxWaiters queued), PGNEAR_E_POOL_CLOSED 57P01
- * (closeAll), PGNEAR_E_POOL_ABORTED 57014 (the acquire's AbortSignal fired).
- */
-export class PoolError extends Error {
-  readonly severity = 'FATAL';
-  constructor(
-    readonly code: string,
-    readonly sqlstate: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
-
-/** No server within queryWaitTimeoutMs; the message is PgBouncer's so operators recognise it. */
-export class PoolTimeoutError extends PoolError {
-  constructor() {
-    super('PGNEAR_E_POOL_TIMEOUT', '08P01', 'query_wait_timeout');
-  }
-}
-
-const poolFull = () => new PoolError('PGNEAR_E_POOL_FULL', '53300', 'no more connections allowed (max_client_conn)');
-const poolClosed = () =>
-  new PoolError('PGNEAR_E_POOL_CLOSED', '57P01', 'terminating connection due to administrator command');
-const aborted = () => new PoolError('PGNEAR_E_POOL_ABORTED', '57014', 'canceled while waiting for a server connection');
 
 interface Waiter {
   creds: ServerCredentials;
@@ -44,10 +18,10 @@ interface Waiter {
   /** Set while queued. */
   handle: FifoHandle<Waiter> | null;
   done: boolean;
-  unlisten?: () => void;
+  unlisten: (() => void) | null;
 }
 
-type Entry = { state: ConnState; onClose: () => void; onIdleData: () => void };
+type Entry = { state: ConnState; onClose: () => void; idleReader: ServerReader };
 
 const LEGAL: Record<ConnState | 'new', readonly ConnState[]> = {
   new: ['connecting'],
@@ -96,7 +70,20 @@ export class NodePool {
     if (signal?.aborted) return Promise.reject(aborted());
     if (this.queue.length >= this.limits.maxWaiters) return Promise.reject(poolFull());
     return new Promise<ServerConn>((resolve, reject) => {
-      const w: Waiter = { creds, since: Date.now(), resolve, reject, timer: null, handle: null, done: false };
+      const w: Waiter = {
+        creds,
+        since: Date.now(),
+        resolve,
+        reject,
+        timer: null,
+        handle: null,
+        done: false,
+        unlisten: null,
+      };
+      w.handle = this.queue.push(w);
+      this.pump();
+      // Served at once (the common case): no timer or abort listener was worth arming.
+      if (w.done) return;
       if (this.limits.queryWaitTimeoutMs > 0) {
         w.timer = setTimeout(() => this.settle(w, new PoolTimeoutError()), this.limits.queryWaitTimeoutMs);
       }
@@ -105,9 +92,19 @@ export class NodePool {
         signal.addEventListener('abort', onAbort, { once: true });
         w.unlisten = () => signal.removeEventListener('abort', onAbort);
       }
-      w.handle = this.queue.push(w);
-      this.pump();
     });
+  }
+
+  /**
+   * The transaction-pooling fast path: the most recently used idle server, handed over synchronously, when nobody
+   * waits and it needs no probe; else null (then acquire() queues, opens or probes as usual).
+   */
+  tryAcquire(): ServerConn | null {
+    if (this.closing || this.queue.length > 0) return null;
+    const conn = this.takeIdle();
+    if (!conn) return null;
+    if (this.limits.checkQuery && Date.now() - conn.lastUsedAt >= this.limits.checkDelayMs) return null;
+    return this.transition(conn, 'active', 'acquired') ? conn : null;
   }
 
   /**
@@ -359,12 +356,18 @@ export class NodePool {
     const entry: Entry = e ?? {
       state: to,
       onClose: () => this.transition(conn, 'closed', conn.closeReason || 'server closed the connection'),
-      onIdleData: () => this.transition(conn, 'closed', 'unexpected data from idle server'),
+      idleReader: {
+        onData: () => this.transition(conn, 'closed', 'unexpected data from idle server'),
+        onDrain: () => {},
+        onClose: () => {},
+      },
     };
     if (e) this.counts[from as ConnState]--;
     if (from === 'idle') {
-      this.idle.splice(this.idle.lastIndexOf(conn), 1);
-      conn.socket.off('data', entry.onIdleData);
+      const at = this.idle.lastIndexOf(conn);
+      if (at === this.idle.length - 1) this.idle.pop();
+      else this.idle.splice(at, 1);
+      if (conn.reader === entry.idleReader) conn.reader = null;
     }
     entry.state = to;
     switch (to) {
@@ -376,7 +379,7 @@ export class NodePool {
       case 'idle':
         conn.lastUsedAt = Date.now();
         this.idle.push(conn);
-        conn.socket.on('data', entry.onIdleData);
+        conn.reader = entry.idleReader;
         break;
       case 'closed':
         this.conns.delete(conn);

@@ -40,6 +40,17 @@ export class ServerError extends Error {
 
 let nextId = 1;
 
+/**
+ * Who reads a logged-in server between internal queries (the pool while it is idle, a relay while it is lent):
+ * one permanent set of socket listeners dispatches to it, so lending a server costs a field write, not six
+ * listener changes per transaction.
+ */
+export interface ServerReader {
+  onData(chunk: Buffer): void;
+  onDrain(): void;
+  onClose(): void;
+}
+
 export class ServerConn {
   readonly id = nextId++;
   readonly params = new Map<string, string>();
@@ -51,6 +62,8 @@ export class ServerConn {
   closed = false;
   /** Why it closed, for logs. */
   closeReason = '';
+  /** Receives data, drain and close while set (see ServerReader). */
+  reader: ServerReader | null = null;
 
   private constructor(
     readonly target: ServerTarget,
@@ -84,6 +97,10 @@ export class ServerConn {
         conn.socket.on('error', () => {});
       }
       await conn.login(startup, creds, user);
+      const sock = conn.socket;
+      sock.on('data', (chunk: Buffer) => conn.reader?.onData(chunk));
+      sock.on('drain', () => conn.reader?.onDrain());
+      sock.on('close', () => conn.reader?.onClose());
       return conn;
     } catch (e) {
       conn.socket.destroy();

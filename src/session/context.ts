@@ -8,6 +8,9 @@ import type { AuthMethod } from './client-auth.js';
 import type { SecretSource } from './secrets.js';
 import type { SessionEffects as SqlEffects, SqlAnalysis } from '../routing/sql-analysis.js';
 import type { Consistency, Decision, RouteInput, RouteNodes } from '../routing/router.js';
+import type { TxStatus } from '../protocol/codes.js';
+import type { Lease } from './server-lease.js';
+import type { TxMessages } from './tx-messages.js';
 
 export type { PinReason, SessionEffects as SqlEffects } from '../routing/sql-analysis.js';
 
@@ -114,4 +117,22 @@ export interface SessionContext {
   /** Sessions past startup, counted against max_client_conn. */
   activeClients: { count: number };
   isShuttingDown(): boolean;
+}
+
+/** What a transaction-mode relay needs from its session (built by txRelay in tx-login.ts). */
+export interface TxRelayDeps {
+  /** Route the batch and borrow a server for it (settings synced, replica caught up when needed). */
+  acquire(signal: () => AbortSignal, batch: readonly Buffer[], retry: boolean): Lease | Promise<Lease>;
+  messages: TxMessages;
+  maxMessage: number;
+  idleTransactionTimeoutMs: number;
+  onReady(status: TxStatus): void;
+  onTerminate(): void;
+  onPinned(reason: string): void;
+  /** Fatal for the session: the error (or null) and where it happened. */
+  onFatal(
+    err: unknown,
+    where: 'acquire' | 'server_gone' | 'protocol' | 'idle_in_transaction',
+    canReport: boolean,
+  ): void;
 }

@@ -8,7 +8,7 @@ import { waitSql } from '../topology/pg-prober.js';
 import { parseLsn } from '../util/lsn.js';
 import type { Decision } from '../routing/router.js';
 import type { SessionContext } from './context.js';
-import type { RouteSession } from './route-session.js';
+import type { RoutePlan, RouteSession } from './route-session.js';
 import type { SessionParams } from './session-params.js';
 
 /** A server borrowed for one transaction, from the pool the route chose. */
@@ -55,21 +55,48 @@ export interface LeaseDeps {
 export class LeaseProvider {
   constructor(private readonly d: LeaseDeps) {}
 
-  async acquire(signal: AbortSignal, batch: readonly Buffer[], retry: boolean): Promise<Lease> {
+  /**
+   * Route the batch and borrow its server. Synchronous (a Lease) when nothing has to be waited for: no global-scope
+   * settle, no replay wait, an idle server that already carries the client's settings; else a Promise. `signal`
+   * is only asked for on the slow path (an AbortController per transaction is measurable on the hot path).
+   */
+  acquire(signal: () => AbortSignal, batch: readonly Buffer[], retry: boolean): Lease | Promise<Lease> {
     const { route, ctx } = this.d;
     const settled = route.global ? ctx.routing.global.settled(ctx.routing.waitBudgetMs() + 1_000) : null;
-    if (settled) await settled;
+    if (settled) return settled.then(() => this.borrowFor(this.plan(batch, retry), batch, signal(), null));
+    const plan = this.plan(batch, retry);
+    const decision = plan.decision;
+    if (decision.waitLsn !== undefined) return this.borrowFor(plan, batch, signal(), null);
+    const pool = this.d.poolOf(decision.node);
+    const conn = pool?.tryAcquire() ?? null;
+    if (!conn) return this.borrowFor(plan, batch, signal(), null);
+    this.busy(decision.node, 1);
+    if (this.d.params.syncSql(conn) !== null) return this.borrowFor(plan, batch, signal(), conn);
+    return this.leaseFor(plan, decision, conn, batch.length);
+  }
+
+  private plan(batch: readonly Buffer[], retry: boolean): RoutePlan {
+    const { route, ctx } = this.d;
     const plan = route.plan(batch, (n) => this.d.statementSql(n), retry);
     if (!plan) throw new ServerError('no primary server is available', '08006', null, 'ERROR');
-    let decision = plan.decision;
     // Hot path: no log object is built unless trace is on.
     if (ctx.log.isLevelEnabled('trace')) {
-      ctx.log.trace(
-        { node: decision.node, reason: decision.reason, covers: plan.covers, queued: batch.length },
-        'route',
-      );
+      const d = plan.decision;
+      ctx.log.trace({ node: d.node, reason: d.reason, covers: plan.covers, queued: batch.length }, 'route');
     }
-    let conn = await this.borrow(decision, signal);
+    return plan;
+  }
+
+  /** The slow path: wait for a server (or sync the one in hand), catch a replica up, else fall back to the primary. */
+  private async borrowFor(
+    plan: RoutePlan,
+    batch: readonly Buffer[],
+    signal: AbortSignal,
+    held: ServerConn | null,
+  ): Promise<Lease> {
+    const { ctx } = this.d;
+    let decision = plan.decision;
+    let conn = held ? await this.synced(decision.node, held) : await this.borrow(decision, signal);
     if (decision.waitLsn !== undefined) {
       const caughtUp = await this.waitReplay(conn, decision.waitLsn, ctx.routing.waitBudgetMs());
       if (!caughtUp) {
@@ -81,13 +108,17 @@ export class LeaseProvider {
         conn = await this.borrow(decision, signal);
       }
     }
+    return this.leaseFor(plan, decision, conn, batch.length);
+  }
+
+  private leaseFor(plan: RoutePlan, decision: Decision, conn: ServerConn, queued: number): Lease {
     const replica = decision.role === 'replica';
     const lease = this.lease(
       decision,
       conn,
       plan.captureLsn,
       plan.retryable && replica,
-      replica ? plan.covers : batch.length,
+      replica ? plan.covers : queued,
     );
     return plan.begin === null ? lease : { ...lease, begin: encodeQuery(plan.begin) };
   }
@@ -96,15 +127,24 @@ export class LeaseProvider {
     const pool = this.d.poolOf(decision.node);
     if (!pool) throw new ServerError(`node ${decision.node} is not reachable`, '08006', null, 'ERROR');
     const conn = await pool.acquire(this.d.creds, signal);
-    const busy = this.d.ctx.routing.busy;
-    busy.set(decision.node, (busy.get(decision.node) ?? 0) + 1);
+    this.busy(decision.node, 1);
+    return this.synced(decision.node, conn);
+  }
+
+  /** The client's settings applied to a borrowed server (given back on failure). */
+  private async synced(node: string, conn: ServerConn): Promise<ServerConn> {
     try {
       await this.d.params.syncTo(conn);
     } catch (e) {
-      this.give(decision.node, conn, !conn.closed && conn.txStatus === 'I');
+      this.give(node, conn, !conn.closed && conn.txStatus === 'I');
       throw e;
     }
     return conn;
+  }
+
+  private busy(node: string, delta: number): void {
+    const busy = this.d.ctx.routing.busy;
+    busy.set(node, Math.max(0, (busy.get(node) ?? 0) + delta));
   }
 
   /** One round trip on the borrowed replica itself (the monitor's loop, failing when the target is not reached). */
@@ -118,8 +158,7 @@ export class LeaseProvider {
   }
 
   private give(node: string, conn: ServerConn, reusable: boolean): void {
-    const busy = this.d.ctx.routing.busy;
-    busy.set(node, Math.max(0, (busy.get(node) ?? 1) - 1));
+    this.busy(node, -1);
     void this.d.poolOf(node)?.release(conn, { reusable, reset: false });
   }
 

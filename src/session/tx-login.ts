@@ -11,7 +11,8 @@ import { SessionParams } from './session-params.js';
 import { TxMessages } from './tx-messages.js';
 import { LeaseProvider } from './server-lease.js';
 import { RouteSession } from './route-session.js';
-import { TxRelay, type TxRelayDeps } from './tx-relay.js';
+import { TxRelay } from './tx-relay.js';
+import type { TxRelayDeps } from './context.js';
 
 /** The ParameterStatus frames a client gets at login: the server's, after the client's settings were applied. */
 export async function txLogin(

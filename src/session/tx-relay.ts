@@ -2,41 +2,26 @@
 // and gives the server back at ReadyForQuery 'I' unless the client is pinned to it.
 import type net from 'node:net';
 import { decodeErrorFields, decodeParameterStatus, readyStatus } from '../protocol/backend.js';
-import { BE, FE, type TxStatus } from '../protocol/codes.js';
+import { BE, FE } from '../protocol/codes.js';
 import { FrameScanner, type FrameSink, watchTable } from '../protocol/framer.js';
 import { CLIENT_WATCH, FRONTEND_TYPES, REQUEST_END } from '../protocol/frontend.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { ServerConn } from '../pool/server-conn.js';
+import type { ServerConn, ServerReader } from '../pool/server-conn.js';
 import type { PinReason } from './context.js';
 import { PLAN_WATCH, ResponsePlan, Slot, Verdict } from './response-plan.js';
 import { ReadOnlyRetry, RetryVerdict } from './retry-readonly.js';
 import { RequestQueue } from './request-queue.js';
 import { endLease, type Lease } from './server-lease.js';
-import type { TxMessages, TxOutput } from './tx-messages.js';
+import type { TxOutput } from './tx-messages.js';
+import type { TxRelayDeps } from './context.js';
 
 const SERVER_WATCH = watchTable([...PLAN_WATCH, BE.ParameterStatus]);
 const SERVER_MAX_FRAME = 0x40000000;
 
-export interface TxRelayDeps {
-  /** Route the batch and borrow a server for it (settings synced, replica caught up when needed). */
-  acquire(signal: AbortSignal, batch: readonly Buffer[], retry: boolean): Promise<Lease>;
-  messages: TxMessages;
-  maxMessage: number;
-  idleTransactionTimeoutMs: number;
-  onReady(status: TxStatus): void;
-  onTerminate(): void;
-  onPinned(reason: string): void;
-  /** Fatal for the session: the error (or null) and where it happened. */
-  onFatal(
-    err: unknown,
-    where: 'acquire' | 'server_gone' | 'protocol' | 'idle_in_transaction',
-    canReport: boolean,
-  ): void;
-}
-
 type State = 'idle' | 'acquiring' | 'attached' | 'finishing' | 'closed';
 
-export class TxRelay implements TxOutput {
+/** Reads the attached server as its ServerReader (onData / onDrain / onClose). */
+export class TxRelay implements TxOutput, ServerReader {
   private state: State = 'idle';
   private srv: ServerConn | null = null;
   private lease: Lease | null = null;
@@ -163,12 +148,18 @@ export class TxRelay implements TxOutput {
   private startAcquire(retry: boolean): void {
     this.state = 'acquiring';
     this.wantAcquire = false;
+    let got: Lease | Promise<Lease>;
+    try {
+      got = this.deps.acquire(this.newSignal, this.queue.items, retry);
+    } catch (e) {
+      return this.deps.onFatal(e, 'acquire', true);
+    }
+    // The fast path (an idle server, nothing to wait for) attaches at once: no pause, no promise hop.
+    if (!(got instanceof Promise)) return this.attach(got);
     this.client.pause();
-    const abort = new AbortController();
-    this.abort = abort;
-    this.deps.acquire(abort.signal, this.queue.items, retry).then(
+    got.then(
       (lease) => {
-        if (this.state !== 'acquiring' || abort.signal.aborted) return lease.release(true);
+        if (this.state !== 'acquiring' || this.abort?.signal.aborted) return lease.release(true);
         this.abort = null;
         this.attach(lease);
       },
@@ -178,6 +169,11 @@ export class TxRelay implements TxOutput {
     );
   }
 
+  private readonly newSignal = (): AbortSignal => {
+    this.abort = new AbortController();
+    return this.abort.signal;
+  };
+
   private attach(lease: Lease): void {
     const conn = lease.conn;
     this.lease = lease;
@@ -186,9 +182,7 @@ export class TxRelay implements TxOutput {
     this.state = 'attached';
     this.sawFatal = false;
     const s = conn.socket;
-    s.on('data', this.onServerData);
-    s.on('drain', this.onServerDrain);
-    s.on('close', this.onServerClose);
+    conn.reader = this;
     s.cork(); // the queued request leaves in one writev, not one write per message
     this.deps.messages.closeEvicted(this);
     if (lease.begin) {
@@ -219,11 +213,9 @@ export class TxRelay implements TxOutput {
   private detach(): ServerConn | null {
     const conn = this.srv;
     if (!conn) return null;
+    if (conn.reader === this) conn.reader = null;
     const s = conn.socket;
-    s.off('data', this.onServerData);
-    s.off('drain', this.onServerDrain);
-    s.off('close', this.onServerClose);
-    s.resume();
+    if (s.isPaused()) s.resume();
     this.srv = null;
     if (this.serverFull) {
       this.serverFull = false;
@@ -276,7 +268,7 @@ export class TxRelay implements TxOutput {
     return true;
   }
 
-  private readonly onServerData = (chunk: Buffer): void => {
+  onData(chunk: Buffer): void {
     const c = this.client;
     c.cork();
     try {
@@ -291,7 +283,7 @@ export class TxRelay implements TxOutput {
       this.readySeen = false;
       this.afterReady();
     }
-  };
+  }
 
   /** ReadyForQuery reached the client: release the server if the transaction and every request are done. */
   private afterReady(): void {
@@ -357,18 +349,18 @@ export class TxRelay implements TxOutput {
     if (this.state === 'attached' && this.plan.pending === 0) this.deps.onFatal(null, 'idle_in_transaction', true);
   }
 
-  private readonly onServerDrain = (): void => {
+  onDrain(): void {
     if (this.serverFull) {
       this.serverFull = false;
       if (this.state === 'attached') this.client.resume();
     }
-  };
+  }
 
   private readonly onClientDrain = (): void => {
     this.srv?.socket.resume();
   };
 
-  private readonly onServerClose = (): void => {
+  onClose(): void {
     if (this.state !== 'attached') return;
     const canReport = !this.sawFatal && this.serverScanner.atBoundary();
     this.detach();
@@ -377,7 +369,7 @@ export class TxRelay implements TxOutput {
     this.state = 'idle';
     this.plan.clear();
     this.deps.onFatal(null, 'server_gone', canReport);
-  };
+  }
 
   /** The session ends: see endLease for what happens to a server it holds. */
   close(): void {

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { vi } from 'vitest';
 import { NodePool } from '../../../src/pool/node-pool.js';
 import { resolveLimits, type Connector, type PoolLimits } from '../../../src/pool/pool-set.js';
-import type { ServerConn, ServerTarget } from '../../../src/pool/server-conn.js';
+import type { ServerConn, ServerReader, ServerTarget } from '../../../src/pool/server-conn.js';
 import type { ServerCredentials } from '../../../src/pool/credentials.js';
 
 export const target: ServerTarget = { node: 'n1', host: '127.0.0.1', port: 5432, sslmode: 'disable' };
@@ -46,6 +46,7 @@ export function fakeConn(): FakeConn {
     lastUsedAt: Date.now(),
     closed: false,
     closeReason: '',
+    reader: null as ServerReader | null,
     queries: [] as string[],
     onQuery: (_sql: string) => Promise.resolve([] as (string | null)[]),
     query(sql: string) {
@@ -59,6 +60,10 @@ export function fakeConn(): FakeConn {
       socket.destroy();
     },
   };
+  // As ServerConn.connect does after login: one set of listeners dispatching to the current reader.
+  socket.on('data', (c: Buffer) => conn.reader?.onData(c));
+  socket.on('drain', () => conn.reader?.onDrain());
+  socket.on('close', () => conn.reader?.onClose());
   return conn as unknown as FakeConn;
 }
 
