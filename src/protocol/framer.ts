@@ -33,8 +33,11 @@ export class FrameScanner {
   readonly maxFrame: number;
   /** Bytes of the current pass-through message still to come. */
   private skip = 0;
-  /** Partially received header. */
-  private readonly hdr = Buffer.allocUnsafe(5);
+  /**
+   * Partially received header; allocated on first need, outside Buffer's shared 8 KB pool (a long-lived 5-byte
+   * slice would keep a whole pool slab alive per idle connection).
+   */
+  private hdr: Buffer | null = null;
   private hdrHave = 0;
   /**
    * Watched message being collected across chunks: the received pieces, joined once complete. Memory follows
@@ -109,18 +112,19 @@ export class FrameScanner {
         // Header split across chunks: gather it in `hdr` first.
         this.flush();
         const n = Math.min(5 - this.hdrHave, len - pos);
-        chunk.copy(this.hdr, this.hdrHave, pos, pos + n);
+        const hdr = (this.hdr ??= Buffer.alloc(5));
+        chunk.copy(hdr, this.hdrHave, pos, pos + n);
         this.hdrHave += n;
         this.pos += n;
         if (this.hdrHave < 5) return;
         this.hdrHave = 0;
-        const total = this.checkedTotal(this.hdr, 0);
-        if (this.watch[this.hdr[0]]) {
-          const h = Buffer.from(this.hdr);
+        const total = this.checkedTotal(hdr, 0);
+        if (this.watch[hdr[0]]) {
+          const h = Buffer.from(hdr);
           if (total === 5) this.deliverCopy(h, sink);
           else this.startCollect([h], total, 5);
         } else {
-          sink.passthrough(Buffer.from(this.hdr));
+          sink.passthrough(Buffer.from(hdr));
           this.skip = total - 5;
         }
         continue;

@@ -92,7 +92,8 @@ export async function authenticateClient(
     }
     io.send(encodeAuth(AUTH.SASLFinal, Buffer.from(ok.serverFinal)));
     if (secret?.kind === 'plain') return { kind: 'password', password: secret.password };
-    return { kind: 'scram-keys', clientKey: ok.clientKey, secret: scramSecret };
+    // An exact-size copy: a slice of Buffer's shared pool would keep an 8 KB slab alive per idle client.
+    return { kind: 'scram-keys', clientKey: Buffer.from(new Uint8Array(ok.clientKey).buffer), secret: scramSecret };
   } catch (e) {
     if (e instanceof ScramError) throw new ProtocolError(e.message);
     throw e;

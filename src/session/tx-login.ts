@@ -56,7 +56,7 @@ export function txRelay(
   who: { user: string; database: string; size?: number; startup: Map<string, string> },
   creds: ServerCredentials,
   params: SessionParams,
-  log: Logger,
+  log: () => Logger,
   hooks: Pick<TxRelayDeps, 'onReady' | 'onTerminate' | 'onFatal'>,
 ): TxRelay {
   const s = ctx.settings;
@@ -95,7 +95,7 @@ export function txRelay(
   });
   return new TxRelay(socket, {
     onPinned: (reason) => {
-      log.info({ reason }, 'client pinned to its server connection');
+      log().info({ reason }, 'client pinned to its server connection');
       ctx.events.clientPinned(reason);
     },
     acquire: (signal, batch, retry) => leases.acquire(signal, batch, retry),
