@@ -72,9 +72,14 @@ export class ClientSession implements Cancellable {
     return (this.logger ??= this.ctx.log.child({ client: this.id, remote: `${s.remoteAddress}:${s.remotePort}` }));
   }
 
+  /** Debug logs are off in production: check the level before building the child logger. */
+  private debug(obj: object, msg: string): void {
+    if (this.ctx.log.isLevelEnabled('debug')) this.log.debug(obj, msg);
+  }
+
   private attach(s: net.Socket): void {
     s.on('data', this.onData);
-    s.on('error', (e) => this.log.debug({ err: e.message }, 'client socket error'));
+    s.on('error', (e) => this.debug({ err: e.message }, 'client socket error'));
     s.on('close', () => this.teardown('client closed'));
   }
 
@@ -124,7 +129,7 @@ export class ClientSession implements Cancellable {
       this.state = 'closed';
       const target = this.ctx.cancels.find(p.pid, p.secret)?.cancelTarget();
       if (target) void sendCancel(target.target, target.pid, target.secret);
-      this.log.debug({ matched: Boolean(target) }, 'cancel request');
+      this.debug({ matched: Boolean(target) }, 'cancel request');
       this.socket.end();
       return;
     }
@@ -149,7 +154,7 @@ export class ClientSession implements Cancellable {
       this.tlsReady = true;
     });
     t.on('error', (e) => {
-      this.log.debug({ err: e.message }, 'TLS error');
+      this.debug({ err: e.message }, 'TLS error');
       t.destroy();
     });
     this.socket = t;
@@ -283,7 +288,7 @@ export class ClientSession implements Cancellable {
     this.authScanner = null; // per-client memory: the relay has its own
     this.state = 'active';
     this.ctx.events.loginSucceeded();
-    this.log.debug(
+    this.debug(
       { user: this.user, database: this.database, mode: this.tx ? 'transaction' : 'session' },
       'client logged in',
     );

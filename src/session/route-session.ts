@@ -14,6 +14,22 @@ const TXN_START = /^(?:\s|--[^\n]*\n|\/\*[^]*?\*\/)*(?:begin|start\s+transaction
 const READ_ONLY = /\bread\s+only\b/i;
 const PGNEAR_SET = /^\s*(set|reset|show)\s+(?:session\s+)?pgnear\.(\w+)\s*(?:(?:=|to)\s*'?([^';]*?)'?)?\s*;?\s*$/i;
 const EXPLAIN_ROUTE = /^\s*explain\s+route\s+([^]+)$/i;
+const PGNEAR_LOWER = Buffer.from('pgnear');
+const PGNEAR_UPPER = Buffer.from('PGNEAR');
+
+/**
+ * A byte filter run on every Query before decoding it: pgnear's own statements start with SET / RESET / SHOW
+ * (naming pgnear.*) or EXPLAIN (both regexes are anchored). Needles are Buffers: a string needle is re-encoded
+ * on every call.
+ */
+function mayBeOwn(frame: Buffer): boolean {
+  let i = 5;
+  while (i < frame.length && (frame[i] === 0x20 || (frame[i] >= 0x09 && frame[i] <= 0x0d))) i++;
+  const c = frame[i] | 0x20;
+  if (c === 0x65) return true;
+  if (c !== 0x73 && c !== 0x72) return frame[i] >= 0x80; // non-ASCII (e.g. a Unicode space): let the regexes decide
+  return frame.indexOf(PGNEAR_LOWER, i) >= 0 || frame.indexOf(PGNEAR_UPPER, i) >= 0;
+}
 const BEGIN_ONLY = /^\s*(?:begin|start\s+transaction)\b[^;]*;?\s*$/i;
 const SET_TRANSACTION = /^\s*set\s+transaction\b[^;]*;?\s*$/i;
 const END_TXN = /^\s*(commit|end|rollback|abort)(?:\s+(?:work|transaction))?(?:\s+and\s+no\s+chain)?\s*;?\s*$/i;
@@ -241,7 +257,7 @@ export class RouteSession {
   }
 
   private own(frame: Buffer, status: TxStatus): Buffer | null {
-    if (frame.indexOf('pgnear', 5) < 0 && frame.indexOf('route', 5) < 0 && frame.indexOf('ROUTE', 5) < 0) return null;
+    if (!mayBeOwn(frame)) return null;
     const sql = decodeQuery(frame);
     const m = PGNEAR_SET.exec(sql);
     if (m) {
