@@ -43,7 +43,8 @@ Options:
   --clients 16,64       pgbench client counts (default 16)
   --modes simple,extended,prepared   pgbench -M modes (default simple,extended)
   --reps N              repetitions per cell, targets alternating A B C A B C (default 2)
-  --targets LIST        ${Object.keys(TARGETS).join(',')} (default all; idle-clients: pgnear,pgbouncer)
+  --targets LIST        ${Object.keys(TARGETS).join(',')} (default direct,pgnear,pgbouncer,haproxy;
+                        idle-clients: pgnear,pgbouncer; read-heavy: direct,pgnear,pgpool,pgbouncer)
   --count N             idle-clients / idle-10k: idle connections to open (default 1000 / 10000);
                         big-result: rows of 1 kB in the result (default 200000, ≈ 202 MB)
   --concurrency N       idle-clients / idle-10k: connections opened at once (default 32 / 200)
@@ -170,6 +171,10 @@ async function main(argv: string[]): Promise<number> {
   const loadAtStart = loadavg();
 
   try {
+    // Ask every requested target now, before the cluster starts: a missing peer (PgBouncer, Pgpool-II, HAProxy) is
+    // apt-get installed here, not in the middle of a measurement. The answer is memoized; scenarios skip (and say
+    // why) whatever is still unavailable when they resolve their targets.
+    for (const t of opts.targets) TARGETS[t]!.unavailable();
     const maxConnections = scenario.maxConnections(opts);
     const cluster = await startBenchCluster({ maxConnections, scale: opts.scale, log });
     const conf = { ...benchConf(maxConnections), synchronous_commit: 'off' };

@@ -44,6 +44,9 @@ export interface DaemonOptions {
   cwd?: string;
   /** Called for each output line (stdout and stderr). */
   onLine?: (line: string) => void;
+  /** Run as this user/group (e.g. postgres when we are root, for daemons without a `user` setting of their own). */
+  uid?: number;
+  gid?: number;
 }
 
 /**
@@ -56,6 +59,8 @@ export function startDaemon(cmd: string, args: string[], o: DaemonOptions): Daem
     stdio: ['ignore', 'pipe', 'pipe'],
     env: o.env ?? process.env,
     cwd: o.cwd,
+    uid: o.uid,
+    gid: o.gid,
   });
   const pid = child.pid;
   if (pid === undefined) throw new Error(`could not start ${o.name} (${cmd})`);

@@ -1,9 +1,10 @@
-// The scenario registry. To add one (e.g. read-heavy): a file here, a line below.
+// The scenario registry. To add one: a file here, a line below.
 import { bigResult } from './big-result.js';
 import { connectStorm } from './connect-storm.js';
 import { idle10k } from './idle-10k.js';
 import { idleClients } from './idle-clients.js';
 import { pooling } from './pooling.js';
+import { readHeavy } from './read-heavy.js';
 import { routing } from './routing.js';
 import { selectOnly } from './select-only.js';
 import { tpcb } from './tpcb.js';
@@ -20,4 +21,5 @@ export const SCENARIOS: Record<string, Scenario> = {
   [tpcb.name]: tpcb,
   [connectStorm.name]: connectStorm,
   [bigResult.name]: bigResult,
+  [readHeavy.name]: readHeavy,
 };

@@ -3,11 +3,13 @@ import { direct } from './direct.js';
 import { haproxy } from './haproxy.js';
 import { pgbouncer } from './pgbouncer.js';
 import { pgnear } from './pgnear.js';
+import { pgpool } from './pgpool.js';
 import type { TargetFactory } from './types.js';
 
 export type { Target, TargetFactory, TargetStartOptions } from './types.js';
 
-export const TARGETS: Record<string, TargetFactory> = { direct, pgnear, pgbouncer, haproxy };
+// pgpool is not in the scenarios' default target lists: ask for it with --targets (read-heavy includes it).
+export const TARGETS: Record<string, TargetFactory> = { direct, pgnear, pgbouncer, pgpool, haproxy };
 
 /** Known, available factories for the requested names; prints why the others are skipped. */
 export function resolveTargets(names: string[], log: (m: string) => void): TargetFactory[] {

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { freePort } from '../../src/devcluster/ports.js';
 import { superuserVerifier } from '../lib/cluster.js';
 import type { PgbenchMode } from '../lib/context.js';
-import { findBinary, startDaemon, waitForPort } from '../lib/proc.js';
+import { peerBinary, peerUnavailable } from '../lib/install.js';
+import { startDaemon, waitForPort } from '../lib/proc.js';
 import { pgOwner, type TargetFactory, writeConfig } from './types.js';
 
 /** Transaction pool size, as in the baselines (`--pool-size` overrides it). */
@@ -11,9 +12,10 @@ export const PGBOUNCER_TX_POOL = 20;
 
 export const pgbouncer: TargetFactory = {
   name: 'pgbouncer',
-  unavailable: () => (findBinary('pgbouncer') ? null : 'pgbouncer binary not found (apt-get install -y pgbouncer)'),
+  // Installed from Debian by the harness when missing (lib/install.ts).
+  unavailable: () => peerUnavailable('pgbouncer', 'pgbouncer'),
   async start(ctx, o) {
-    const bin = findBinary('pgbouncer')!;
+    const bin = peerBinary('pgbouncer');
     const c = ctx.cluster;
     const port = await freePort();
     const verifier = await superuserVerifier(c);
