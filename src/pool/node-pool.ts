@@ -360,6 +360,7 @@ export class NodePool {
         onData: () => this.transition(conn, 'closed', 'unexpected data from idle server'),
         onDrain: () => {},
         onClose: () => {},
+        retainsChunk: () => false,
       },
     };
     if (e) this.counts[from as ConnState]--;

@@ -52,7 +52,15 @@ export class FrameScanner {
   private pos = 0;
   private sink: FrameSink | null = null;
 
-  constructor(watch: WatchTable, maxFrame: number) {
+  /**
+   * `reusedInput`: the caller reuses chunk memory once push() returns (a server read into a reused buffer), so a
+   * watched message collected across chunks keeps copies of its pieces rather than views.
+   */
+  constructor(
+    watch: WatchTable,
+    maxFrame: number,
+    private readonly reusedInput = false,
+  ) {
     this.watch = watch;
     this.maxFrame = maxFrame;
   }
@@ -98,8 +106,9 @@ export class FrameScanner {
       }
       if (this.collect !== null) {
         const n = Math.min(this.collectTotal - this.collectHave, len - pos);
-        this.collect.push(chunk.subarray(pos, pos + n));
         this.collectHave += n;
+        // The piece that completes the message is joined at once; earlier ones outlive this chunk.
+        this.collect.push(this.held(chunk.subarray(pos, pos + n), this.collectHave < this.collectTotal));
         this.pos += n;
         if (this.collectHave === this.collectTotal) {
           const c = Buffer.concat(this.collect, this.collectTotal);
@@ -142,7 +151,7 @@ export class FrameScanner {
           this.pos = pos + total;
         } else {
           this.flush();
-          this.startCollect([chunk.subarray(pos, len)], total, len - pos);
+          this.startCollect([this.held(chunk.subarray(pos, len), true)], total, len - pos);
           this.pos = len;
         }
       } else {
@@ -152,6 +161,10 @@ export class FrameScanner {
         this.skip = total - n;
       }
     }
+  }
+
+  private held(piece: Buffer, outlivesChunk: boolean): Buffer {
+    return this.reusedInput && outlivesChunk ? Buffer.from(piece) : piece;
   }
 
   private startCollect(parts: Buffer[], total: number, have: number): void {

@@ -5,7 +5,7 @@ import { BE, FE, type TxStatus } from '../protocol/codes.js';
 import { FrameScanner, type FrameSink, watchTable } from '../protocol/framer.js';
 import { CLIENT_WATCH, FRONTEND_TYPES } from '../protocol/frontend.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { ServerConn } from '../pool/server-conn.js';
+import type { ServerConn, ServerReader } from '../pool/server-conn.js';
 
 /** Message types a frontend may send after startup. */
 /** Server side: only what pgnear acts on; rows stream through as raw bytes. */
@@ -25,9 +25,10 @@ export interface RelayHooks {
   onProtocolError(err: Error, fromClient: boolean): void;
 }
 
-export class Relay {
+/** Pumps one client and its server; reads the server as its ServerReader. */
+export class Relay implements ServerReader {
   private readonly fromClientScanner: FrameScanner;
-  private readonly fromServerScanner = new FrameScanner(SERVER_WATCH, SERVER_MAX_FRAME);
+  private readonly fromServerScanner = new FrameScanner(SERVER_WATCH, SERVER_MAX_FRAME, true);
   /** Requests (Query, Sync, FunctionCall) sent to the server whose ReadyForQuery has not come back. */
   pendingReplies = 0;
   /** Type of the last complete client message (0 = none yet). */
@@ -58,9 +59,7 @@ export class Relay {
       },
       frame: (type, f) => this.onServerFrame(type, f),
     };
-    srv.on('data', this.onServerData);
-    srv.on('drain', this.onServerDrain);
-    srv.on('close', this.onServerClose);
+    server.reader = this;
     client.on('drain', this.onClientDrain);
   }
 
@@ -89,12 +88,9 @@ export class Relay {
   detach(): void {
     if (this.detached) return;
     this.detached = true;
-    const srv = this.server.socket;
-    srv.off('data', this.onServerData);
-    srv.off('drain', this.onServerDrain);
-    srv.off('close', this.onServerClose);
+    if (this.server.reader === this) this.server.reader = null;
     this.client.off('drain', this.onClientDrain);
-    srv.resume();
+    this.server.socket.resume();
   }
 
   private onClientFrame(type: number): boolean {
@@ -129,7 +125,8 @@ export class Relay {
     return true;
   }
 
-  private readonly onServerData = (chunk: Buffer): void => {
+  /** ServerReader: bytes from the server. */
+  onData(chunk: Buffer): void {
     try {
       this.fromServerScanner.push(chunk, this.serverSink);
     } catch (e) {
@@ -140,17 +137,21 @@ export class Relay {
       this.readySeen = false;
       this.hooks.onReady(this.server.txStatus);
     }
-  };
+  }
 
-  private readonly onServerDrain = (): void => {
+  onDrain(): void {
     this.client.resume();
-  };
+  }
+
+  retainsChunk(): boolean {
+    return this.client.writableLength > 0;
+  }
 
   private readonly onClientDrain = (): void => {
     this.server.socket.resume();
   };
 
-  private readonly onServerClose = (): void => {
+  onClose(): void {
     if (!this.detached) this.hooks.onServerGone(!this.sawFatal && this.fromServerScanner.atBoundary());
-  };
+  }
 }

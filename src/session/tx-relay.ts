@@ -31,7 +31,7 @@ export class TxRelay implements TxOutput, ServerReader {
   /** A request completed while idle: route it once the whole chunk is queued (pipelined writes count too). */
   private wantAcquire = false;
   private readonly clientScanner: FrameScanner;
-  private readonly serverScanner = new FrameScanner(SERVER_WATCH, SERVER_MAX_FRAME);
+  private readonly serverScanner = new FrameScanner(SERVER_WATCH, SERVER_MAX_FRAME, true);
   readonly plan: ResponsePlan;
   private readonly queue = new RequestQueue();
   private pinnedBy: string | null = null;
@@ -347,6 +347,10 @@ export class TxRelay implements TxOutput, ServerReader {
   private onIdleInTransaction(): void {
     this.idleTimer = null;
     if (this.state === 'attached' && this.plan.pending === 0) this.deps.onFatal(null, 'idle_in_transaction', true);
+  }
+
+  retainsChunk(): boolean {
+    return this.client.writableLength > 0;
   }
 
   onDrain(): void {

@@ -421,3 +421,29 @@ describe('FrameScanner properties', () => {
     );
   });
 });
+
+describe('FrameScanner over a reused read buffer (reusedInput)', () => {
+  // A server read into one buffer that the next read overwrites: watched messages that straddle reads must not
+  // keep views of it. The same stream is fed through one 7-byte buffer, overwritten with 0xEE after every push.
+  const stream = Buffer.concat([msg('T', 'x'.repeat(40)), msg('D', 'row'), msg('E', 'SERROR\0C42P01\0\0'), msg('Z', 'I')]);
+  const run = (reusedInput: boolean) => {
+    const scanner = new FrameScanner(WATCH_ALL, 1 << 20, reusedInput);
+    const frames: Buffer[] = [];
+    const sink = { passthrough: () => {}, frame: (_t: number, f: Buffer) => (frames.push(Buffer.from(f)), false) };
+    const buf = Buffer.alloc(7);
+    for (let at = 0; at < stream.length; at += 7) {
+      const n = stream.copy(buf, 0, at, Math.min(at + 7, stream.length));
+      scanner.push(buf.subarray(0, n), sink);
+      buf.fill(0xee);
+    }
+    return Buffer.concat(frames);
+  };
+
+  it('delivers every watched message intact', () => {
+    expect(run(true).equals(stream)).toBe(true);
+  });
+
+  it('(control) without it, views of the overwritten buffer corrupt the collected messages', () => {
+    expect(run(false).equals(stream)).toBe(false);
+  });
+});
