@@ -8,6 +8,7 @@ import { md5Hash, md5Verify } from '../protocol/auth/md5.js';
 import { SCRAM_MECHANISM, ScramError, ScramServer, scramSecretFromPassword } from '../protocol/auth/scram.js';
 import type { ServerCredentials } from '../pool/credentials.js';
 import type { StoredSecret } from './secrets.js';
+import { ownedCopy } from '../util/bytes.js';
 
 export type AuthMethod = 'scram-sha-256' | 'md5' | 'plain' | 'trust';
 
@@ -92,8 +93,7 @@ export async function authenticateClient(
     }
     io.send(encodeAuth(AUTH.SASLFinal, Buffer.from(ok.serverFinal)));
     if (secret?.kind === 'plain') return { kind: 'password', password: secret.password };
-    // An exact-size copy: a slice of Buffer's shared pool would keep an 8 KB slab alive per idle client.
-    return { kind: 'scram-keys', clientKey: Buffer.from(new Uint8Array(ok.clientKey).buffer), secret: scramSecret };
+    return { kind: 'scram-keys', clientKey: ownedCopy(ok.clientKey), secret: scramSecret };
   } catch (e) {
     if (e instanceof ScramError) throw new ProtocolError(e.message);
     throw e;

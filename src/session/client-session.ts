@@ -20,11 +20,11 @@ import { ServerError, type ServerConn } from '../pool/server-conn.js';
 import { type Cancellable, sendCancel } from './cancel.js';
 import { authenticateClient } from './client-auth.js';
 import type { SessionContext } from './context.js';
-import { ADMIN_SHUTDOWN, checkStartup, describeFailure, IDLE_IN_TRANSACTION, SERVER_GONE } from './failures.js';
+import * as failures from './failures.js';
 import { Relay } from './relay.js';
 import type { ServerCredentials } from '../pool/credentials.js';
 import type { ServerTarget } from '../pool/server-conn.js';
-import { txLogin, txPool, txRelay } from './tx-login.js';
+import { txLogin, txPool, txRelay, type TxSessionHooks } from './tx-login.js';
 import type { TxRelay } from './tx-relay.js';
 
 type State = 'startup' | 'auth' | 'connecting' | 'active' | 'closed';
@@ -162,7 +162,7 @@ export class ClientSession implements Cancellable {
   }
 
   private beginLogin(params: Map<string, string>): void {
-    const user = checkStartup(params, this.ctx, this.tlsActive);
+    const user = failures.checkStartup(params, this.ctx, this.tlsActive);
     this.ctx.activeClients.count++;
     this.counted = true;
     this.ctx.events.clientOpened();
@@ -260,25 +260,31 @@ export class ClientSession implements Cancellable {
     this.key = this.ctx.cancels.register(this);
     this.socket.write(Buffer.concat([...status, encodeBackendKeyData(this.key.pid, this.key.secret), RFQ_IDLE]));
     const who = { user: this.user, database: this.database, size, startup };
-    this.tx = txRelay(this.socket, this.ctx, who, creds, params, () => this.log, {
+    this.tx = txRelay(this.socket, this.ctx, who, creds, params, this.txHooks());
+    this.activate();
+  }
+
+  /** Built outside loginTransaction: closures there would keep its whole context (startup map, login replies). */
+  private txHooks(): TxSessionHooks {
+    return {
+      log: () => this.log,
       onReady: (st) => this.onReady(st, this.tx!.plan.pending),
       onTerminate: () => this.close('client terminated'),
       onFatal: (err, where, canReport) => {
         if (where === 'server_gone') this.onServerGone(canReport, null);
-        else if (where === 'idle_in_transaction') this.fatal(IDLE_IN_TRANSACTION);
+        else if (where === 'idle_in_transaction') this.fatal(failures.IDLE_IN_TRANSACTION);
         else this.failFromError(err);
       },
-    });
-    this.activate();
+    };
   }
 
   private onReady(status: string, pending: number): void {
-    if (status === 'I' && this.ctx.isShuttingDown() && pending === 0) this.fatal(ADMIN_SHUTDOWN);
+    if (status === 'I' && this.ctx.isShuttingDown() && pending === 0) this.fatal(failures.ADMIN_SHUTDOWN);
   }
 
   private onServerGone(canReport: boolean, server: ServerConn | null): void {
     this.log.warn({ server: server?.id, node: server?.target.node }, 'server connection lost mid-session');
-    if (canReport) this.fatal(SERVER_GONE);
+    if (canReport) this.fatal(failures.SERVER_GONE);
     else this.close('server closed');
   }
 
@@ -333,19 +339,12 @@ export class ClientSession implements Cancellable {
     this.loginTimer = null;
     if (this.state === 'active' || this.state === 'closed') return;
     this.log.info({ state: this.state }, 'client login timeout');
-    this.fatal(
-      {
-        severity: 'FATAL',
-        code: SQLSTATE.ProtocolViolation,
-        message: 'client_login_timeout (server down or wrong credentials?)',
-      },
-      'login timeout',
-    );
+    this.fatal(failures.LOGIN_TIMEOUT, 'login timeout');
   }
 
   private failFromError(e: unknown): void {
     if (this.state === 'closed') return;
-    const f = describeFailure(e);
+    const f = failures.describeFailure(e);
     if (f.loginFailed) this.ctx.events.loginFailed(f.sqlstate);
     this.log[f.level]({ user: this.user || undefined, sqlstate: f.sqlstate, err: f.logMessage }, f.event);
     this.endWith(f.frame, f.reason);

@@ -56,6 +56,13 @@ export const SERVER_GONE: ErrorFields = {
   detail: 'This probably means the server terminated abnormally before or while processing the request.',
 };
 
+/** PgBouncer's wording. */
+export const LOGIN_TIMEOUT: ErrorFields = {
+  severity: 'FATAL',
+  code: SQLSTATE.ProtocolViolation,
+  message: 'client_login_timeout (server down or wrong credentials?)',
+};
+
 /** Worded as Postgres words its own idle_in_transaction_session_timeout. */
 export const IDLE_IN_TRANSACTION: ErrorFields = {
   severity: 'FATAL',

@@ -61,7 +61,11 @@ export class SessionParams {
   /** What the client's session currently has, beyond the server defaults. */
   readonly wanted = new Map<string, string>();
   /** Names the client may have changed on the server it holds; read back before the server is released. */
-  readonly dirty = new Set<string>();
+  get dirty(): Set<string> {
+    return (this.dirtySet ??= new Set());
+  }
+  /** Created on the first SET (memory per idle client). */
+  private dirtySet: Set<string> | null = null;
   /** RESET ALL / DISCARD ALL ran: the server is back at its own defaults. */
   resetAll = false;
 
@@ -117,7 +121,7 @@ export class SessionParams {
       if (d === undefined) this.wanted.delete(n);
       else this.wanted.set(n, d);
       appliedOn(conn).delete(n);
-      this.dirty.delete(n);
+      this.dirtySet?.delete(n);
     }
   }
 
@@ -125,13 +129,13 @@ export class SessionParams {
     this.wanted.clear();
     for (const [k, v] of this.defaults) this.wanted.set(k, v);
     appliedOn(conn).clear();
-    this.dirty.clear();
+    this.dirtySet = null;
   }
 
   /** Query reading back dirty settings (one column, one row per name, in order), or null. */
   readBackSql(): { sql: string; names: string[] } | null {
-    if (this.dirty.size === 0) return null;
-    const names = [...this.dirty];
+    if (!this.dirtySet?.size) return null;
+    const names = [...this.dirtySet];
     return {
       sql: `SELECT unnest(ARRAY[${names.map((n) => `pg_catalog.current_setting(${quoteLiteral(n)}, true)`).join(', ')}])`,
       names,
@@ -151,7 +155,7 @@ export class SessionParams {
         have.set(n, v);
       }
     });
-    this.dirty.clear();
+    this.dirtySet = null;
   }
 }
 

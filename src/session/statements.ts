@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { ServerConn } from '../pool/server-conn.js';
+import type { SqlEffects } from './context.js';
 
 /** A statement as the client prepared it. */
 export interface ClientStatement {
@@ -11,6 +12,8 @@ export interface ClientStatement {
   sql: string;
   /** Parameter-type section of the Parse (count + oids). */
   types: Buffer;
+  /** Session effects of the text, applied each time it is bound (set by TxMessages). */
+  effects?: SqlEffects;
 }
 
 /** pgnear's name for (text, parameter types): deterministic, so no global registry is needed. */
@@ -86,34 +89,36 @@ export function serverStatements(conn: ServerConn, max: number): ServerStatement
 
 /** One client's protocol-level named statements. */
 export class ClientStatements {
-  private readonly byName = new Map<string, ClientStatement>();
+  /** Created on the first statement: most clients of a transaction pool never prepare one (memory per client). */
+  private byName: Map<string, ClientStatement> | null = null;
 
   constructor(private readonly max: number) {}
 
   get(name: string): ClientStatement | undefined {
-    return this.byName.get(name);
+    return this.byName?.get(name);
   }
 
   has(name: string): boolean {
-    return this.byName.has(name);
+    return this.byName?.has(name) ?? false;
   }
 
   /** False when the client already holds as many statements as allowed. */
   add(name: string, st: ClientStatement): boolean {
-    if (this.byName.size >= this.max * 10 && !this.byName.has(name)) return false;
-    this.byName.set(name, st);
+    const byName = (this.byName ??= new Map());
+    if (byName.size >= this.max * 10 && !byName.has(name)) return false;
+    byName.set(name, st);
     return true;
   }
 
   delete(name: string): void {
-    this.byName.delete(name);
+    this.byName?.delete(name);
   }
 
   clear(): void {
-    this.byName.clear();
+    this.byName = null;
   }
 
   get size(): number {
-    return this.byName.size;
+    return this.byName?.size ?? 0;
   }
 }

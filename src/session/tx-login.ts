@@ -50,19 +50,23 @@ export function txPool(
   return ctx.pools.get(target, { user, database, startup }, size);
 }
 
+/** What the client session gives its relay: its logger (built on first use) and lifecycle hooks. */
+export type TxSessionHooks = Pick<TxRelayDeps, 'onReady' | 'onTerminate' | 'onFatal'> & { log: () => Logger };
+
 export function txRelay(
   socket: net.Socket,
   ctx: SessionContext,
   who: { user: string; database: string; size?: number; startup: Map<string, string> },
   creds: ServerCredentials,
   params: SessionParams,
-  log: () => Logger,
-  hooks: Pick<TxRelayDeps, 'onReady' | 'onTerminate' | 'onFatal'>,
+  { log, ...hooks }: TxSessionHooks,
 ): TxRelay {
   const s = ctx.settings;
+  // Closures below capture these, not `who` (its startup map would stay alive per idle client).
+  const { user, database, size } = who;
   const route = new RouteSession(
     ctx.routing,
-    { user: who.user, database: who.database, applicationName: who.startup.get('application_name') ?? '' },
+    { user, database, applicationName: who.startup.get('application_name') ?? '' },
     who.startup,
   );
   const primary = ctx.primary();
@@ -71,11 +75,13 @@ export function txRelay(
     (query, status, detached) => route.intercept(query, status, detached),
     params,
     s.maxPreparedStatements,
-    `${primary.host}:${primary.port}/${who.database}`,
+    `${primary.host}:${primary.port}/${database}`,
     () => route.deferredTxn,
     (sql) => route.applySetting(sql),
   );
-  const pools = new Map<string, NodePool>();
+  // The pool of the node used last: no Map per client, most requests go where the previous one went.
+  let lastNode = '';
+  let lastPool: NodePool | null = null;
   const leases = new LeaseProvider({
     ctx,
     creds,
@@ -83,14 +89,11 @@ export function txRelay(
     route,
     statementSql: (name) => messages.statements.get(name)?.sql,
     poolOf: (node) => {
-      let p = pools.get(node);
-      if (!p) {
-        const target = ctx.routing.target(node);
-        if (!target) return null;
-        p = txPool(ctx, target, who.user, who.database, who.size);
-        pools.set(node, p);
-      }
-      return p;
+      if (node === lastNode && lastPool) return lastPool;
+      const target = ctx.routing.target(node);
+      if (!target) return null;
+      lastNode = node;
+      return (lastPool = txPool(ctx, target, user, database, size));
     },
   });
   return new TxRelay(socket, {

@@ -19,6 +19,7 @@ import type { PinReason, SqlEffects } from './context.js';
 import { type ResponsePlan, Slot } from './response-plan.js';
 import type { Intercepted } from './route-session.js';
 import type { SessionParams } from './session-params.js';
+import { ownedCopy } from '../util/bytes.js';
 import {
   type ClientStatement,
   ClientStatements,
@@ -59,8 +60,8 @@ export class TxMessages {
   private unnamedEffects: SqlEffects | null = null;
   /** pgnear answered a message with an error: drop messages until Sync, as the server would. */
   private localError = false;
-  private readonly effectsOf = new WeakMap<object, SqlEffects>();
-  private readonly tags = new Map<number, ParseTag>();
+  /** Replies pgnear must match to a Parse / Close by tag; created on first use (memory per idle client). */
+  private tags: Map<number, ParseTag> | null = null;
   private nextTag = 1;
 
   constructor(
@@ -148,9 +149,8 @@ export class TxMessages {
           this.fail(plan, '42P05', `prepared statement "${p.name}" already exists`);
           return true;
         }
-        const st = { shared, sql: p.sql, types: Buffer.from(p.types) };
+        const st: ClientStatement = { shared, sql: p.sql, types: ownedCopy(p.types), effects };
         if (!this.statements.add(p.name, st)) return false;
-        this.effectsOf.set(st, effects);
         plan.push(Slot.Synthetic, 0, PARSE_COMPLETE);
         return true;
       }
@@ -170,9 +170,9 @@ export class TxMessages {
 
   /** A Parse this handler sent got its reply; if it failed, the statement does not exist. */
   settled(tag: number, ok: boolean): void {
-    const t = this.tags.get(tag);
+    const t = this.tags?.get(tag);
     if (!t) return;
-    this.tags.delete(tag);
+    this.tags!.delete(tag);
     if (ok) {
       markGood(this.scope, t.shared);
       return;
@@ -205,7 +205,7 @@ export class TxMessages {
     }
     if (this.statements.has(p.name))
       return this.fail(out.plan, '42P05', `prepared statement "${p.name}" already exists`);
-    const st = { shared: sharedName(p.sql, p.types), sql: p.sql, types: Buffer.from(p.types) };
+    const st: ClientStatement = { shared: sharedName(p.sql, p.types), sql: p.sql, types: ownedCopy(p.types), effects };
     if (!this.statements.add(p.name, st)) {
       return this.fail(
         out.plan,
@@ -213,7 +213,6 @@ export class TxMessages {
         `too many prepared statements on this connection (pgnear keeps at most ${this.maxPrepared * 10})`,
       );
     }
-    this.effectsOf.set(st, effects);
     const ss = serverStatements(out.server, this.maxPrepared);
     if (ss.has(st.shared)) {
       // Tagged: if the server skips this point (an earlier error), the client statement must not exist either.
@@ -236,8 +235,7 @@ export class TxMessages {
       return true;
     }
     this.ensurePrepared(st, out);
-    const effects = this.effectsOf.get(st);
-    if (effects) this.apply(effects, out);
+    if (st.effects) this.apply(st.effects, out);
     out.send(rewriteBindStatement(f, st.shared));
     out.plan.push(Slot.Ext);
     return false;
@@ -311,7 +309,7 @@ export class TxMessages {
   private tag(name: string, shared: string, ss: ServerStatements | null, restore?: ClientStatement): number {
     const t = this.nextTag++;
     if (this.nextTag > 0x7fffffff) this.nextTag = 1;
-    this.tags.set(t, { name, shared, ss, restore });
+    (this.tags ??= new Map()).set(t, { name, shared, ss, restore });
     return t;
   }
 }
