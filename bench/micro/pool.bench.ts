@@ -1,7 +1,7 @@
 // Micro-benchmarks of NodePool checkout/return on a warm pool, with socket-free ServerConn stand-ins.
 import { EventEmitter } from 'node:events';
 import type { ServerCredentials } from '../../src/pool/credentials.js';
-import { NodePool } from '../../src/pool/node-pool.js';
+import { AcquireCancel, NodePool } from '../../src/pool/node-pool.js';
 import { type Connector, resolveLimits } from '../../src/pool/pool-set.js';
 import type { ServerConn } from '../../src/pool/server-conn.js';
 import type { MicroCase } from './types.js';
@@ -83,14 +83,14 @@ export async function poolCases(): Promise<MicroCase[]> {
 
   // Client sessions pass an AbortSignal; served at once, the acquire should not touch it (no listener, no timer).
   const oneSig = await warmPool(4);
-  const ac = new AbortController();
+  const ac = new AcquireCancel();
   c(
-    'acquire(signal) + release (awaited), pool 4, 4 idle',
+    'acquire(cancel) + release (awaited), pool 4, 4 idle',
     async () => {
-      const conn = await oneSig.acquire(CREDS, ac.signal);
+      const conn = await oneSig.acquire(CREDS, ac);
       await oneSig.release(conn, KEEP);
     },
-    { check: settled(oneSig, 4, 'acquire(signal) + release') },
+    { check: settled(oneSig, 4, 'acquire(cancel) + release') },
   );
 
   // 16 acquirers over 4 servers: 4 are served at once, 12 queue (timer armed) and get servers as they are released.
@@ -105,15 +105,14 @@ export async function poolCases(): Promise<MicroCase[]> {
     check: settled(contended, 4, '16 concurrent'),
   });
 
-  // With AbortSignals as client sessions pass them (one per session, so one listener per signal): a queued acquire
-  // adds and removes an abort listener.
+  // With a cancel token per acquirer, as transaction-mode sessions pass them: a queued acquire sets and clears its hook.
   const withSignal = await warmPool(4);
-  const signals = Array.from({ length: 16 }, () => new AbortController().signal);
+  const signals = Array.from({ length: 16 }, () => new AcquireCancel());
   const signalWorker = async (_: unknown, i: number) => {
     const conn = await withSignal.acquire(CREDS, signals[i]);
     await withSignal.release(conn, KEEP);
   };
-  c('16 concurrent acquire(signal) + release, pool 4', () => Promise.all(Array.from({ length: 16 }, signalWorker)), {
+  c('16 concurrent acquire(cancel) + release, pool 4', () => Promise.all(Array.from({ length: 16 }, signalWorker)), {
     units: 16,
     unit: 'checkout',
     check: settled(withSignal, 4, '16 concurrent, signal'),

@@ -2,10 +2,10 @@
 import { Fifo, type FifoHandle } from '../util/fifo.js';
 import type { ServerCredentials } from './credentials.js';
 import type { Connector, DbSlots, NodePoolOptions, PoolLimits, PoolStats, ReleaseOptions } from './pool-set.js';
-import { aborted, poolClosed, poolFull, PoolTimeoutError } from './pool-errors.js';
+import { type AcquireCancel, aborted, poolClosed, poolFull, PoolTimeoutError } from './pool-errors.js';
 import { ServerConn, type ServerReader } from './server-conn.js';
 
-export { PoolError, PoolTimeoutError } from './pool-errors.js';
+export { AcquireCancel, PoolError, PoolTimeoutError } from './pool-errors.js';
 
 export type ConnState = 'connecting' | 'idle' | 'active' | 'checking' | 'resetting' | 'closed';
 
@@ -18,7 +18,7 @@ interface Waiter {
   /** Set while queued. */
   handle: FifoHandle<Waiter> | null;
   done: boolean;
-  unlisten: (() => void) | null;
+  cancel: AcquireCancel | null;
 }
 
 type Entry = { state: ConnState; onClose: () => void; idleReader: ServerReader };
@@ -63,11 +63,11 @@ export class NodePool {
   /**
    * A server for this client: the most recently used idle one (probed first when unused for checkDelayMs), else a new
    * login with `creds` within the limits, else the oldest-first wait queue. Rejects with the login's ServerError, or a
-   * PoolError (PoolTimeoutError, or full / closed / aborted: `signal` fired before a server was handed over).
+   * PoolError (PoolTimeoutError, or full / closed / aborted: `cancel` fired before a server was handed over).
    */
-  acquire(creds: ServerCredentials, signal?: AbortSignal): Promise<ServerConn> {
+  acquire(creds: ServerCredentials, cancel?: AcquireCancel): Promise<ServerConn> {
     if (this.closing) return Promise.reject(poolClosed());
-    if (signal?.aborted) return Promise.reject(aborted());
+    if (cancel?.cancelled) return Promise.reject(aborted());
     if (this.queue.length >= this.limits.maxWaiters) return Promise.reject(poolFull());
     return new Promise<ServerConn>((resolve, reject) => {
       const w: Waiter = {
@@ -78,7 +78,7 @@ export class NodePool {
         timer: null,
         handle: null,
         done: false,
-        unlisten: null,
+        cancel: null,
       };
       w.handle = this.queue.push(w);
       this.pump();
@@ -87,10 +87,9 @@ export class NodePool {
       if (this.limits.queryWaitTimeoutMs > 0) {
         w.timer = setTimeout(() => this.settle(w, new PoolTimeoutError()), this.limits.queryWaitTimeoutMs);
       }
-      if (signal) {
-        const onAbort = () => this.settle(w, aborted());
-        signal.addEventListener('abort', onAbort, { once: true });
-        w.unlisten = () => signal.removeEventListener('abort', onAbort);
+      if (cancel) {
+        w.cancel = cancel;
+        cancel.hook = () => this.settle(w, aborted());
       }
     });
   }
@@ -301,7 +300,7 @@ export class NodePool {
     w.handle = null;
     this.inflight.delete(w);
     if (w.timer) clearTimeout(w.timer);
-    w.unlisten?.();
+    if (w.cancel) w.cancel.hook = null;
     if (result instanceof Error) w.reject(result);
     else w.resolve(result);
   }

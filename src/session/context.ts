@@ -1,6 +1,7 @@
 // Everything a client session needs from the rest of pgnear, assembled once by the app.
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
+import type { AcquireCancel } from '../pool/node-pool.js';
 import type { PoolSet } from '../pool/pool-set.js';
 import type { ServerTarget } from '../pool/server-conn.js';
 import type { CancelRegistry } from './cancel.js';
@@ -122,7 +123,7 @@ export interface SessionContext {
 /** What a transaction-mode relay needs from its session (built by txRelay in tx-login.ts). */
 export interface TxRelayDeps {
   /** Route the batch and borrow a server for it (settings synced, replica caught up when needed). */
-  acquire(signal: () => AbortSignal, batch: readonly Buffer[], retry: boolean): Lease | Promise<Lease>;
+  acquire(cancel: () => AcquireCancel, batch: readonly Buffer[], retry: boolean): Lease | Promise<Lease>;
   messages: TxMessages;
   maxMessage: number;
   idleTransactionTimeoutMs: number;

@@ -1,6 +1,6 @@
 // NodePool: LIFO reuse, FIFO waiters, limits, timeouts, aborts, lifetime, probes, resets, prewarm and state transitions.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { PoolError, PoolTimeoutError } from '../../../src/pool/node-pool.js';
+import { AcquireCancel, PoolError, PoolTimeoutError } from '../../../src/pool/node-pool.js';
 import { ServerError } from '../../../src/pool/server-conn.js';
 import { creds, flush, harness, track, type FakeConn } from './helpers.js';
 
@@ -185,11 +185,11 @@ describe('abort', () => {
   it('an aborted waiter leaves the queue; the next waiter gets the server', async () => {
     const { pool } = harness({ poolSize: 1 });
     const held = await pool.acquire(creds);
-    const ac = new AbortController();
-    const gone = track(pool.acquire(creds, ac.signal));
+    const ac = new AcquireCancel();
+    const gone = track(pool.acquire(creds, ac));
     const next = track(pool.acquire(creds));
     await flush();
-    ac.abort();
+    ac.cancel();
     await flush();
     expect(gone.error?.code).toBe('PGNEAR_E_POOL_ABORTED');
     expect(pool.stats().waiting).toBe(1);
@@ -200,10 +200,10 @@ describe('abort', () => {
 
   it('a login that completes after the abort leaves its server idle', async () => {
     const { pool, succeed } = harness({}, { auto: false });
-    const ac = new AbortController();
-    const w = track(pool.acquire(creds, ac.signal));
+    const ac = new AcquireCancel();
+    const w = track(pool.acquire(creds, ac));
     await flush();
-    ac.abort();
+    ac.cancel();
     await flush();
     expect(w.error?.code).toBe('PGNEAR_E_POOL_ABORTED');
     const conn = succeed();
@@ -212,9 +212,11 @@ describe('abort', () => {
     expect(pool.stats()).toMatchObject({ idle: 1, waiting: 0, connecting: 0 });
   });
 
-  it('an already aborted signal fails at once', async () => {
+  it('an already cancelled acquire fails at once', async () => {
     const { pool, connect } = harness();
-    const r = track(pool.acquire(creds, AbortSignal.abort()));
+    const ac = new AcquireCancel();
+    ac.cancel();
+    const r = track(pool.acquire(creds, ac));
     await flush();
     expect(r.error?.code).toBe('PGNEAR_E_POOL_ABORTED');
     expect(connect).not.toHaveBeenCalled();
