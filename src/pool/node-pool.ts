@@ -2,10 +2,12 @@
 import { Fifo, type FifoHandle } from '../util/fifo.js';
 import type { ServerCredentials } from './credentials.js';
 import type { Connector, DbSlots, NodePoolOptions, PoolLimits, PoolStats, ReleaseOptions } from './pool-set.js';
-import { type AcquireCancel, aborted, poolClosed, poolFull, PoolTimeoutError } from './pool-errors.js';
+import type { AcquireCancel } from './acquire-cancel.js';
+import { aborted, poolClosed, poolFull, PoolTimeoutError } from './pool-errors.js';
 import { ServerConn, type ServerReader } from './server-conn.js';
 
-export { AcquireCancel, PoolError, PoolTimeoutError } from './pool-errors.js';
+export { AcquireCancel } from './acquire-cancel.js';
+export { PoolError, PoolTimeoutError } from './pool-errors.js';
 
 export type ConnState = 'connecting' | 'idle' | 'active' | 'checking' | 'resetting' | 'closed';
 

@@ -30,21 +30,3 @@ export const poolClosed = () =>
   new PoolError('PGNEAR_E_POOL_CLOSED', '57P01', 'terminating connection due to administrator command');
 export const aborted = () =>
   new PoolError('PGNEAR_E_POOL_ABORTED', '57014', 'canceled while waiting for a server connection');
-
-/**
- * Cancels an acquire still waiting for a server (its client left). A plain object: an AbortController and its
- * EventTarget listener cost about a microsecond per queued transaction.
- */
-export class AcquireCancel {
-  cancelled = false;
-  /** Set by the pool while the acquire waits. */
-  hook: (() => void) | null = null;
-
-  cancel(): void {
-    if (this.cancelled) return;
-    this.cancelled = true;
-    const h = this.hook;
-    this.hook = null;
-    h?.();
-  }
-}

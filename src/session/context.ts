@@ -123,7 +123,7 @@ export interface SessionContext {
 /** What a transaction-mode relay needs from its session (built by txRelay in tx-login.ts). */
 export interface TxRelayDeps {
   /** Route the batch and borrow a server for it (settings synced, replica caught up when needed). */
-  acquire(cancel: () => AcquireCancel, batch: readonly Buffer[], retry: boolean): Lease | Promise<Lease>;
+  acquire(cancel: AcquireCancel, batch: readonly Buffer[], retry: boolean): Lease | Promise<Lease>;
   messages: TxMessages;
   maxMessage: number;
   idleTransactionTimeoutMs: number;

@@ -58,20 +58,20 @@ export class LeaseProvider {
   /**
    * Route the batch and borrow its server. Synchronous (a Lease) when nothing has to be waited for: no global-scope
    * settle, no replay wait, an idle server that already carries the client's settings; else a Promise that
-   * `cancel` (asked for on the slow path only) abandons while the pool queues it.
+   * `cancel` abandons while the pool queues it.
    */
-  acquire(cancel: () => AcquireCancel, batch: readonly Buffer[], retry: boolean): Lease | Promise<Lease> {
+  acquire(cancel: AcquireCancel, batch: readonly Buffer[], retry: boolean): Lease | Promise<Lease> {
     const { route, ctx } = this.d;
     const settled = route.global ? ctx.routing.global.settled(ctx.routing.waitBudgetMs() + 1_000) : null;
-    if (settled) return settled.then(() => this.borrowFor(this.plan(batch, retry), batch, cancel(), null));
+    if (settled) return settled.then(() => this.borrowFor(this.plan(batch, retry), batch, cancel, null));
     const plan = this.plan(batch, retry);
     const decision = plan.decision;
-    if (decision.waitLsn !== undefined) return this.borrowFor(plan, batch, cancel(), null);
+    if (decision.waitLsn !== undefined) return this.borrowFor(plan, batch, cancel, null);
     const pool = this.d.poolOf(decision.node);
     const conn = pool?.tryAcquire() ?? null;
-    if (!conn) return this.borrowFor(plan, batch, cancel(), null);
+    if (!conn) return this.borrowFor(plan, batch, cancel, null);
     this.busy(decision.node, 1);
-    if (this.d.params.syncSql(conn) !== null) return this.borrowFor(plan, batch, cancel(), conn);
+    if (this.d.params.syncSql(conn) !== null) return this.borrowFor(plan, batch, cancel, conn);
     return this.leaseFor(plan, decision, conn, batch.length);
   }
 

@@ -7,7 +7,7 @@ import { FrameScanner, type FrameSink, watchTable } from '../protocol/framer.js'
 import { CLIENT_WATCH, FRONTEND_TYPES, REQUEST_END } from '../protocol/frontend.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ServerConn, ServerReader } from '../pool/server-conn.js';
-import { AcquireCancel } from '../pool/pool-errors.js';
+import { AcquireCancel } from '../pool/acquire-cancel.js';
 import type { PinReason } from './context.js';
 import { PLAN_WATCH, ResponsePlan, Slot, Verdict } from './response-plan.js';
 import { ReadOnlyRetry, RetryVerdict } from './retry-readonly.js';
@@ -36,7 +36,8 @@ export class TxRelay implements TxOutput, ServerReader {
   readonly plan: ResponsePlan;
   private readonly queue = new RequestQueue();
   private pinnedBy: string | null = null;
-  private abort: AcquireCancel | null = null;
+  /** Abandons a queued acquire when the client leaves. */
+  private readonly cancel = new AcquireCancel();
   private readySeen = false;
   /** Messages went to the server since its last ReadyForQuery: an implicit transaction may be open. */
   private unsynced = false;
@@ -151,7 +152,7 @@ export class TxRelay implements TxOutput, ServerReader {
     this.wantAcquire = false;
     let got: Lease | Promise<Lease>;
     try {
-      got = this.deps.acquire(this.newCancel, this.queue.items, retry);
+      got = this.deps.acquire(this.cancel, this.queue.items, retry);
     } catch (e) {
       return this.deps.onFatal(e, 'acquire', true);
     }
@@ -160,8 +161,7 @@ export class TxRelay implements TxOutput, ServerReader {
     this.client.pause();
     got.then(
       (lease) => {
-        if (this.state !== 'acquiring' || this.abort?.cancelled) return lease.release(true);
-        this.abort = null;
+        if (this.state !== 'acquiring' || this.cancel.cancelled) return lease.release(true);
         this.attach(lease);
       },
       (e) => {
@@ -169,8 +169,6 @@ export class TxRelay implements TxOutput, ServerReader {
       },
     );
   }
-
-  private readonly newCancel = (): AcquireCancel => (this.abort = new AcquireCancel());
 
   private attach(lease: Lease): void {
     const conn = lease.conn;
@@ -380,7 +378,7 @@ export class TxRelay implements TxOutput, ServerReader {
     this.state = 'closed';
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.client.off('drain', this.onClientDrain);
-    this.abort?.cancel();
+    this.cancel.cancel();
     const lease = this.lease;
     if (prev === 'finishing') return lease!.release(false);
     // Messages since the last ReadyForQuery may have opened an implicit transaction that only the server knows.
