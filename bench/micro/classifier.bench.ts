@@ -1,44 +1,19 @@
 // Micro-benchmarks of the routing classifier: lexical fast paths, SqlAnalyzer (cached and parsing), hints, route().
 import { parseHints } from '../../src/routing/hints.js';
-import { route, type RouteInput, type RouteNode, type RouterConfig } from '../../src/routing/router.js';
+import { route, type RouteInput } from '../../src/routing/router.js';
+import { CLASSIFIER_TEXTS, ROUTE_CFG, ROUTE_NODES } from '../lib/route-fixture.js';
 import { initSqlAnalysis, NO_EFFECTS, SqlAnalyzer } from '../../src/routing/sql-analysis.js';
 import { provablyNoSessionEffects, provablyPlainRead } from '../../src/routing/sql-fast-path.js';
 import type { MicroCase } from './types.js';
 
-// The inputs of bench/scenarios/routing.ts part 1 (classifierCost), which keeps them inside its function.
-const TEXTS = [
-  'SELECT abalance FROM pgbench_accounts WHERE aid = $1',
-  'UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2',
-  'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ($1, $2, $3, $4, CURRENT_TIMESTAMP)',
-  'select u.id, u.name, count(o.id) from users u left join orders o on o.user_id = u.id where u.id = $1 group by 1, 2',
-  'select * from accounts where id = $1 for update',
-  'with x as (insert into t(v) values (1) returning id) select * from x',
-  "select nextval('s')",
-  'begin read only',
-];
+const TEXTS = CLASSIFIER_TEXTS;
 /** What `pgbench -S -M simple` sends: the literal changes every time, so the parse cache rarely hits. */
 const SIMPLE_SELECT = 'SELECT abalance FROM pgbench_accounts WHERE aid = 73811;';
 const HINTED = '/* pgnear:replica pgnear:region=ams */ SELECT abalance FROM pgbench_accounts WHERE aid = $1';
 const SQLCOMMENTER = "SELECT 1 FROM t WHERE id = $1 /*controller='users',action='show',framework='rails'*/";
 
-const node = (name: string, role: 'primary' | 'replica', region: string): RouteNode => ({
-  name,
-  role,
-  region,
-  healthy: true,
-  verified: true,
-  replayLsn: 1000n,
-  lagBytes: 0,
-  lagMs: 0,
-  rttMs: 0.3,
-  replayRate: 1e7,
-  busy: 0,
-});
-const NODES = {
-  primary: node('primary', 'primary', 'iad'),
-  replicas: [node('r1', 'replica', 'ams'), node('r2', 'replica', 'syd')],
-};
-const CFG: RouterConfig = { region: 'ams', policy: 'fastest', maxWaitMs: 1000, transactions: 'read_only_to_replica' };
+const NODES = ROUTE_NODES;
+const CFG = ROUTE_CFG;
 const input = (write: boolean, minLsn: bigint | null): RouteInput => ({
   write,
   inTransaction: false,

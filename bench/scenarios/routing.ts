@@ -17,9 +17,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseHints } from '../../src/routing/hints.js';
-import { route, type RouteNode, type RouterConfig } from '../../src/routing/router.js';
+import { route } from '../../src/routing/router.js';
 import { initSqlAnalysis, SqlAnalyzer } from '../../src/routing/sql-analysis.js';
 import { isInterrupted } from '../lib/cleanup.js';
+import { CLASSIFIER_TEXTS, ROUTE_CFG, ROUTE_NODES } from '../lib/route-fixture.js';
 import type { BenchContext } from '../lib/context.js';
 import { runPgbench } from '../lib/pgbench.js';
 import { sleep } from '../lib/proc.js';
@@ -208,16 +209,7 @@ interface ClassifierRow {
 /** In-process cost of the classifier (warm cache: the common case in steady state), hints and the router. */
 async function classifierCost(): Promise<ClassifierRow[]> {
   await initSqlAnalysis();
-  const texts = [
-    'SELECT abalance FROM pgbench_accounts WHERE aid = $1',
-    'UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2',
-    'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ($1, $2, $3, $4, CURRENT_TIMESTAMP)',
-    'select u.id, u.name, count(o.id) from users u left join orders o on o.user_id = u.id where u.id = $1 group by 1, 2',
-    'select * from accounts where id = $1 for update',
-    'with x as (insert into t(v) values (1) returning id) select * from x',
-    "select nextval('s')",
-    'begin read only',
-  ];
+  const texts = CLASSIFIER_TEXTS;
   const rows: ClassifierRow[] = [];
   const time = (what: string, n: number, fn: (i: number) => unknown) => {
     for (let i = 0; i < Math.min(n, 20_000); i++) fn(i); // JIT warm-up
@@ -243,24 +235,8 @@ async function classifierCost(): Promise<ClassifierRow[]> {
   time('parseHints(), text without comments', 1_000_000, (i) => {
     sink += parseHints(texts[i % texts.length]!) ? 1 : 0;
   });
-  const node = (name: string, role: 'primary' | 'replica', region: string): RouteNode => ({
-    name,
-    role,
-    region,
-    healthy: true,
-    verified: true,
-    replayLsn: 1000n,
-    lagBytes: 0,
-    lagMs: 0,
-    rttMs: 0.3,
-    replayRate: 1e7,
-    busy: 0,
-  });
-  const nodes = {
-    primary: node('primary', 'primary', 'iad'),
-    replicas: [node('r1', 'replica', 'ams'), node('r2', 'replica', 'syd')],
-  };
-  const cfg: RouterConfig = { region: 'ams', policy: 'fastest', maxWaitMs: 1000, transactions: 'read_only_to_replica' };
+  const nodes = ROUTE_NODES;
+  const cfg = ROUTE_CFG;
   time('analyze() warm + parseHints() + route(), a read with minLsn', 1_000_000, (i) => {
     const sql = texts[i % 2 === 0 ? 0 : 3]!;
     const a = warm.analyze(sql);
