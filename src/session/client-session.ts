@@ -13,7 +13,6 @@ import {
 } from '../protocol/backend.js';
 import { SQLSTATE } from '../protocol/codes.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { FrameScanner, WATCH_ALL } from '../protocol/framer.js';
 import { decodeStartupPacket, startupPacketLength } from '../protocol/startup.js';
 import type { NodePool } from '../pool/node-pool.js';
 import { ServerError, type ServerConn } from '../pool/server-conn.js';
@@ -21,6 +20,7 @@ import { type Cancellable, sendCancel } from './cancel.js';
 import { authenticateClient } from './client-auth.js';
 import type { SessionContext } from './context.js';
 import * as failures from './failures.js';
+import { LoginIo } from './login-io.js';
 import { Relay } from './relay.js';
 import type { ServerCredentials } from '../pool/credentials.js';
 import type { ServerTarget } from '../pool/server-conn.js';
@@ -29,7 +29,6 @@ import type { TxRelay } from './tx-relay.js';
 
 type State = 'startup' | 'auth' | 'connecting' | 'active' | 'closed';
 
-const MAX_QUEUED_AUTH_FRAMES = 8;
 let nextSessionId = 1;
 
 export class ClientSession implements Cancellable {
@@ -42,10 +41,8 @@ export class ClientSession implements Cancellable {
   private tlsReady = false;
   private counted = false;
   private loginTimer: NodeJS.Timeout | null;
-  /** Client frames received during auth, and the waiter for the next one. */
-  private readonly inbox: Buffer[] = [];
-  private waiter: ((f: Buffer) => void) | null = null;
-  private authScanner: FrameScanner | null = null;
+  /** The login's conversation with the client; null before the startup packet and once active. */
+  private io: LoginIo | null = null;
   private key: { pid: number; secret: number } | null = null;
   private user = '';
   private database = '';
@@ -87,7 +84,7 @@ export class ClientSession implements Cancellable {
     try {
       if (this.state === 'active') (this.tx ?? this.relay!).fromClient(chunk);
       else if (this.state === 'startup') this.onStartupData(chunk);
-      else if (this.state === 'auth' || this.state === 'connecting') this.authScanner!.push(chunk, this.authSink);
+      else if (this.state === 'auth' || this.state === 'connecting') this.io!.push(chunk);
     } catch (e) {
       this.failFromError(e);
     }
@@ -170,49 +167,21 @@ export class ClientSession implements Cancellable {
     this.database = params.get('database') || user;
     params.set('database', this.database);
     this.state = 'auth';
-    this.authScanner = new FrameScanner(WATCH_ALL, 65_536);
-    if (this.pending.length) this.authScanner.push(this.pending, this.authSink);
+    this.io = new LoginIo(this.socket);
+    if (this.pending.length) this.io.push(this.pending);
     this.pending = Buffer.alloc(0);
     void this.login(params).catch((e) => this.failFromError(e));
   }
 
   // ---- authentication and server checkout ----------------------------------------------------
 
-  private readonly authSink = {
-    passthrough: () => {},
-    frame: (_type: number, f: Buffer): boolean => {
-      if (this.waiter) {
-        const w = this.waiter;
-        this.waiter = null;
-        w(f);
-      } else {
-        if (this.inbox.length >= MAX_QUEUED_AUTH_FRAMES)
-          throw new ProtocolError('too many messages before login completed');
-        this.inbox.push(f);
-      }
-      return false;
-    },
-  };
-
-  private recv(): Promise<Buffer> {
-    const f = this.inbox.shift();
-    if (f) return Promise.resolve(f);
-    return new Promise((resolve) => {
-      this.waiter = resolve;
-    });
-  }
-
   private async login(params: Map<string, string>): Promise<void> {
     const secret = await this.ctx.secrets.lookup(this.user);
     if (this.isClosed()) return;
-    const creds = await authenticateClient(
-      { send: (b) => this.socket.write(b), recv: () => this.recv() },
-      this.ctx.settings.authMethod,
-      this.user,
-      secret,
-    );
+    const io = this.io!;
+    const creds = await authenticateClient(io, this.ctx.settings.authMethod, this.user, secret);
     if (this.isClosed()) return;
-    this.socket.write(AUTH_OK);
+    io.send(AUTH_OK);
     this.state = 'connecting';
     // Hold further client bytes in the kernel until the relay is ready.
     this.socket.pause();
@@ -291,7 +260,6 @@ export class ClientSession implements Cancellable {
   private activate(): void {
     if (this.loginTimer) clearTimeout(this.loginTimer);
     this.loginTimer = null;
-    this.authScanner = null; // per-client memory: the relay has its own
     this.state = 'active';
     this.ctx.events.loginSucceeded();
     this.debug(
@@ -299,7 +267,9 @@ export class ClientSession implements Cancellable {
       'client logged in',
     );
     const pump = this.tx ?? this.relay!;
-    for (const f of this.inbox.splice(0)) pump.fromClient(f);
+    const pipelined = this.io?.finish() ?? [];
+    this.io = null; // per-client memory
+    for (const f of pipelined) pump.fromClient(f);
     this.socket.resume();
   }
 
@@ -375,9 +345,7 @@ export class ClientSession implements Cancellable {
     this.state = 'closed';
     if (this.loginTimer) clearTimeout(this.loginTimer);
     this.loginTimer = null;
-    if (this.waiter) {
-      this.waiter = null; // the pending login promise is abandoned; it re-checks state
-    }
+    this.io?.abandon(); // the pending login promise is abandoned; it re-checks state
     if (this.key) this.ctx.cancels.unregister(this.key.pid);
     this.key = null;
     this.tx?.close();
