@@ -4,36 +4,28 @@ import type { ServerCredentials } from './credentials.js';
 import type { Connector, DbSlots, NodePoolOptions, PoolLimits, PoolStats, ReleaseOptions } from './pool-set.js';
 import type { AcquireCancel } from './acquire-cancel.js';
 import { aborted, poolClosed, poolFull, PoolTimeoutError } from './pool-errors.js';
+import { type ConnState, LEGAL } from './conn-state.js';
 import { ServerConn, type ServerReader } from './server-conn.js';
 
 export { AcquireCancel } from './acquire-cancel.js';
 export { PoolError, PoolTimeoutError } from './pool-errors.js';
+export type { ConnState } from './conn-state.js';
 
-export type ConnState = 'connecting' | 'idle' | 'active' | 'checking' | 'resetting' | 'closed';
+/** How an acquire ends: a server, or the error (PoolError or the login's ServerError). */
+export type Served = (err: Error | null, conn: ServerConn | null) => void;
 
 interface Waiter {
   creds: ServerCredentials;
   since: number;
-  resolve: (conn: ServerConn) => void;
-  reject: (err: Error) => void;
+  done: Served;
   timer: NodeJS.Timeout | null;
   /** Set while queued. */
   handle: FifoHandle<Waiter> | null;
-  done: boolean;
+  settled: boolean;
   cancel: AcquireCancel | null;
 }
 
 type Entry = { state: ConnState; onClose: () => void; idleReader: ServerReader };
-
-const LEGAL: Record<ConnState | 'new', readonly ConnState[]> = {
-  new: ['connecting'],
-  connecting: ['active', 'idle', 'closed'],
-  idle: ['active', 'checking', 'closed'],
-  checking: ['active', 'idle', 'closed'],
-  active: ['resetting', 'idle', 'closed'],
-  resetting: ['idle', 'closed'],
-  closed: [],
-};
 
 export class NodePool {
   readonly limits: PoolLimits;
@@ -68,32 +60,31 @@ export class NodePool {
    * PoolError (PoolTimeoutError, or full / closed / aborted: `cancel` fired before a server was handed over).
    */
   acquire(creds: ServerCredentials, cancel?: AcquireCancel): Promise<ServerConn> {
-    if (this.closing) return Promise.reject(poolClosed());
-    if (cancel?.cancelled) return Promise.reject(aborted());
-    if (this.queue.length >= this.limits.maxWaiters) return Promise.reject(poolFull());
-    return new Promise<ServerConn>((resolve, reject) => {
-      const w: Waiter = {
-        creds,
-        since: Date.now(),
-        resolve,
-        reject,
-        timer: null,
-        handle: null,
-        done: false,
-        cancel: null,
-      };
-      w.handle = this.queue.push(w);
-      this.pump();
-      // Served at once (the common case): no timer or abort listener was worth arming.
-      if (w.done) return;
-      if (this.limits.queryWaitTimeoutMs > 0) {
-        w.timer = setTimeout(() => this.settle(w, new PoolTimeoutError()), this.limits.queryWaitTimeoutMs);
-      }
-      if (cancel) {
-        w.cancel = cancel;
-        cancel.hook = () => this.settle(w, aborted());
-      }
-    });
+    return new Promise<ServerConn>((resolve, reject) =>
+      this.request(creds, cancel ?? null, (err, conn) => (err ? reject(err) : resolve(conn!))),
+    );
+  }
+
+  /**
+   * acquire() as a callback, called exactly once and possibly before request() returns: a server released while
+   * others wait reaches the oldest of them inside release(), with no promise hop per queued transaction.
+   */
+  request(creds: ServerCredentials, cancel: AcquireCancel | null, done: Served): void {
+    if (this.closing) return done(poolClosed(), null);
+    if (cancel?.cancelled) return done(aborted(), null);
+    if (this.queue.length >= this.limits.maxWaiters) return done(poolFull(), null);
+    const w: Waiter = { creds, since: Date.now(), done, timer: null, handle: null, settled: false, cancel: null };
+    w.handle = this.queue.push(w);
+    this.pump();
+    // Served at once (the common case): no timer or cancel hook was worth arming.
+    if (w.settled) return;
+    if (this.limits.queryWaitTimeoutMs > 0) {
+      w.timer = setTimeout(() => this.settle(w, new PoolTimeoutError()), this.limits.queryWaitTimeoutMs);
+    }
+    if (cancel) {
+      w.cancel = cancel;
+      cancel.hook = () => this.settle(w, aborted());
+    }
   }
 
   /**
@@ -258,7 +249,7 @@ export class NodePool {
     this.db.used--;
     if (w) {
       this.inflight.delete(w);
-      if (!w.done) this.settle(w, err);
+      if (!w.settled) this.settle(w, err);
       else this.opts.onError?.(`server login failed after its acquirer left: ${err.message}`, null);
     } else {
       this.prewarming = false;
@@ -275,7 +266,7 @@ export class NodePool {
     const after = (ok: boolean) => {
       this.inflight.delete(w);
       if (!ok || conn.txStatus !== 'I' || conn.closed || this.conns.get(conn)?.state !== 'checking') {
-        if (!w.done) w.handle = this.queue.unshift(w); // first in line for the next server
+        if (!w.settled) w.handle = this.queue.unshift(w); // first in line for the next server
         this.transition(conn, 'closed', 'check_failed');
       } else if (!this.give(w, conn)) this.transition(conn, 'idle', 'checked');
       this.pump();
@@ -288,7 +279,7 @@ export class NodePool {
 
   /** Hand a server to a waiter (refused move: the waiter goes back to the front); false when the waiter left. */
   private give(w: Waiter, conn: ServerConn): boolean {
-    if (w.done) return false;
+    if (w.settled) return false;
     if (this.transition(conn, 'active', 'acquired')) this.settle(w, conn);
     else w.handle = this.queue.unshift(w);
     return true;
@@ -296,15 +287,20 @@ export class NodePool {
 
   /** Resolve or reject a waiter once, dropping its queue entry, timer and abort listener. */
   private settle(w: Waiter, result: ServerConn | Error): void {
-    if (w.done) return;
-    w.done = true;
+    if (w.settled) return;
+    w.settled = true;
     if (w.handle) this.queue.remove(w.handle);
     w.handle = null;
     this.inflight.delete(w);
     if (w.timer) clearTimeout(w.timer);
     if (w.cancel) w.cancel.hook = null;
-    if (result instanceof Error) w.reject(result);
-    else w.resolve(result);
+    try {
+      if (result instanceof Error) w.done(result, null);
+      else w.done(null, result);
+    } catch (e) {
+      // The callback runs inside pool bookkeeping (release, pump): its failure must not leave the pool half-updated.
+      this.opts.onError?.(`acquire callback failed: ${(e as Error).message}`, result instanceof Error ? null : result);
+    }
   }
 
   /** Open servers in the background, one at a time, up to minPoolSize, with the last proven credentials. */

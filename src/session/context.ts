@@ -10,7 +10,7 @@ import type { SecretSource } from './secrets.js';
 import type { SessionEffects as SqlEffects, SqlAnalysis } from '../routing/sql-analysis.js';
 import type { Consistency, Decision, RouteInput, RouteNodes } from '../routing/router.js';
 import type { TxStatus } from '../protocol/codes.js';
-import type { Lease } from './server-lease.js';
+import type { LeaseReceiver } from './server-lease.js';
 import type { TxMessages } from './tx-messages.js';
 
 export type { PinReason, SessionEffects as SqlEffects } from '../routing/sql-analysis.js';
@@ -123,7 +123,7 @@ export interface SessionContext {
 /** What a transaction-mode relay needs from its session (built by txRelay in tx-login.ts). */
 export interface TxRelayDeps {
   /** Route the batch and borrow a server for it (settings synced, replica caught up when needed). */
-  acquire(cancel: AcquireCancel, batch: readonly Buffer[], retry: boolean): Lease | Promise<Lease>;
+  acquire(cancel: AcquireCancel, batch: readonly Buffer[], retry: boolean, to: LeaseReceiver): void;
   messages: TxMessages;
   maxMessage: number;
   idleTransactionTimeoutMs: number;

@@ -42,6 +42,20 @@ export function endLease(lease: Lease, clean: boolean): void {
   }
 }
 
+/** Hears how an acquire ended: a lease, or the error that ends the session. */
+export interface LeaseReceiver {
+  onLease(err: unknown, lease: Lease | null): void;
+}
+
+const unreachable = (node: string) => new ServerError(`node ${node} is not reachable`, '08006', null, 'ERROR');
+
+function deliver(p: Promise<Lease>, to: LeaseReceiver): void {
+  p.then(
+    (lease) => to.onLease(null, lease),
+    (e: unknown) => to.onLease(e, null),
+  );
+}
+
 export interface LeaseDeps {
   ctx: SessionContext;
   creds: ServerCredentials;
@@ -56,23 +70,44 @@ export class LeaseProvider {
   constructor(private readonly d: LeaseDeps) {}
 
   /**
-   * Route the batch and borrow its server. Synchronous (a Lease) when nothing has to be waited for: no global-scope
-   * settle, no replay wait, an idle server that already carries the client's settings; else a Promise that
-   * `cancel` abandons while the pool queues it.
+   * Route the batch and borrow its server; `to` hears the outcome exactly once, possibly before acquire() returns:
+   * at once when nothing has to be waited for (an idle server that already carries the client's settings, no
+   * global-scope settle, no replay wait), else when the pool hands over a server (inside the release that frees it,
+   * no promise hop) or the waits end. `cancel` abandons a queued acquire.
    */
-  acquire(cancel: AcquireCancel, batch: readonly Buffer[], retry: boolean): Lease | Promise<Lease> {
+  acquire(cancel: AcquireCancel, batch: readonly Buffer[], retry: boolean, to: LeaseReceiver): void {
     const { route, ctx } = this.d;
     const settled = route.global ? ctx.routing.global.settled(ctx.routing.waitBudgetMs() + 1_000) : null;
-    if (settled) return settled.then(() => this.borrowFor(this.plan(batch, retry), batch, cancel, null));
-    const plan = this.plan(batch, retry);
+    if (settled)
+      return deliver(
+        settled.then(() => this.borrowFor(this.plan(batch, retry), batch, cancel)),
+        to,
+      );
+    let plan: RoutePlan;
+    try {
+      plan = this.plan(batch, retry);
+    } catch (e) {
+      return to.onLease(e, null);
+    }
     const decision = plan.decision;
-    if (decision.waitLsn !== undefined) return this.borrowFor(plan, batch, cancel, null);
+    if (decision.waitLsn !== undefined) return deliver(this.borrowFor(plan, batch, cancel), to);
     const pool = this.d.poolOf(decision.node);
-    const conn = pool?.tryAcquire() ?? null;
-    if (!conn) return this.borrowFor(plan, batch, cancel, null);
+    if (!pool) return to.onLease(unreachable(decision.node), null);
+    const conn = pool.tryAcquire();
+    if (conn) return this.served(plan, decision, conn, batch.length, to);
+    pool.request(this.d.creds, cancel, (err, c) =>
+      err ? to.onLease(err, null) : this.served(plan, decision, c!, batch.length, to),
+    );
+  }
+
+  /** A server for a plan without waits: the lease, after applying the client's settings when the server differs. */
+  private served(plan: RoutePlan, decision: Decision, conn: ServerConn, queued: number, to: LeaseReceiver): void {
     this.busy(decision.node, 1);
-    if (this.d.params.syncSql(conn) !== null) return this.borrowFor(plan, batch, cancel, conn);
-    return this.leaseFor(plan, decision, conn, batch.length);
+    if (this.d.params.syncSql(conn) === null) return to.onLease(null, this.leaseFor(plan, decision, conn, queued));
+    deliver(
+      this.synced(decision.node, conn).then((c) => this.leaseFor(plan, decision, c, queued)),
+      to,
+    );
   }
 
   private plan(batch: readonly Buffer[], retry: boolean): RoutePlan {
@@ -87,16 +122,11 @@ export class LeaseProvider {
     return plan;
   }
 
-  /** The slow path: wait for a server (or sync the one in hand), catch a replica up, else fall back to the primary. */
-  private async borrowFor(
-    plan: RoutePlan,
-    batch: readonly Buffer[],
-    cancel: AcquireCancel,
-    held: ServerConn | null,
-  ): Promise<Lease> {
+  /** With waits: a server, a replica caught up to the client's writes, else the primary instead. */
+  private async borrowFor(plan: RoutePlan, batch: readonly Buffer[], cancel: AcquireCancel): Promise<Lease> {
     const { ctx } = this.d;
     let decision = plan.decision;
-    let conn = held ? await this.synced(decision.node, held) : await this.borrow(decision, cancel);
+    let conn = await this.borrow(decision, cancel);
     if (decision.waitLsn !== undefined) {
       const caughtUp = await this.waitReplay(conn, decision.waitLsn, ctx.routing.waitBudgetMs());
       if (!caughtUp) {
@@ -125,7 +155,7 @@ export class LeaseProvider {
 
   private async borrow(decision: Decision, cancel: AcquireCancel): Promise<ServerConn> {
     const pool = this.d.poolOf(decision.node);
-    if (!pool) throw new ServerError(`node ${decision.node} is not reachable`, '08006', null, 'ERROR');
+    if (!pool) throw unreachable(decision.node);
     const conn = await pool.acquire(this.d.creds, cancel);
     this.busy(decision.node, 1);
     // No extra await (a microtask per queued transaction) when the server already carries the settings.

@@ -101,7 +101,7 @@ export function txRelay(
       log().info({ reason }, 'client pinned to its server connection');
       ctx.events.clientPinned(reason);
     },
-    acquire: (signal, batch, retry) => leases.acquire(signal, batch, retry),
+    acquire: (cancel, batch, retry, to) => leases.acquire(cancel, batch, retry, to),
     messages,
     maxMessage: s.maxMessageSize,
     idleTransactionTimeoutMs: s.idleTransactionTimeoutMs,

@@ -12,7 +12,7 @@ import type { PinReason } from './context.js';
 import { PLAN_WATCH, ResponsePlan, Slot, Verdict } from './response-plan.js';
 import { ReadOnlyRetry, RetryVerdict } from './retry-readonly.js';
 import { RequestQueue } from './request-queue.js';
-import { endLease, type Lease } from './server-lease.js';
+import { endLease, type Lease, type LeaseReceiver } from './server-lease.js';
 import type { TxOutput } from './tx-messages.js';
 import type { TxRelayDeps } from './context.js';
 
@@ -22,7 +22,7 @@ const SERVER_MAX_FRAME = 0x40000000;
 type State = 'idle' | 'acquiring' | 'attached' | 'finishing' | 'closed';
 
 /** Reads the attached server as its ServerReader (onData / onDrain / onClose). */
-export class TxRelay implements TxOutput, ServerReader {
+export class TxRelay implements TxOutput, ServerReader, LeaseReceiver {
   private state: State = 'idle';
   private srv: ServerConn | null = null;
   private lease: Lease | null = null;
@@ -150,24 +150,19 @@ export class TxRelay implements TxOutput, ServerReader {
   private startAcquire(retry: boolean): void {
     this.state = 'acquiring';
     this.wantAcquire = false;
-    let got: Lease | Promise<Lease>;
-    try {
-      got = this.deps.acquire(this.cancel, this.queue.items, retry);
-    } catch (e) {
-      return this.deps.onFatal(e, 'acquire', true);
+    this.deps.acquire(this.cancel, this.queue.items, retry, this);
+    // Still waiting (the fast path attached already): hold the client's further bytes meanwhile.
+    if (this.state === 'acquiring') this.client.pause();
+  }
+
+  /** LeaseReceiver: the acquire startAcquire began ended, possibly before it returned. */
+  onLease(err: unknown, lease: Lease | null): void {
+    if (!lease) {
+      if (this.state === 'acquiring') this.deps.onFatal(err, 'acquire', true);
+      return;
     }
-    // The fast path (an idle server, nothing to wait for) attaches at once: no pause, no promise hop.
-    if (!(got instanceof Promise)) return this.attach(got);
-    this.client.pause();
-    got.then(
-      (lease) => {
-        if (this.state !== 'acquiring' || this.cancel.cancelled) return lease.release(true);
-        this.attach(lease);
-      },
-      (e) => {
-        if (this.state === 'acquiring') this.deps.onFatal(e, 'acquire', true);
-      },
-    );
+    if (this.state !== 'acquiring' || this.cancel.cancelled) return lease.release(true);
+    this.attach(lease);
   }
 
   private attach(lease: Lease): void {
