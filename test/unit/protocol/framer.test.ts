@@ -425,7 +425,12 @@ describe('FrameScanner properties', () => {
 describe('FrameScanner over a reused read buffer (reusedInput)', () => {
   // A server read into one buffer that the next read overwrites: watched messages that straddle reads must not
   // keep views of it. The same stream is fed through one 7-byte buffer, overwritten with 0xEE after every push.
-  const stream = Buffer.concat([msg('T', 'x'.repeat(40)), msg('D', 'row'), msg('E', 'SERROR\0C42P01\0\0'), msg('Z', 'I')]);
+  const stream = Buffer.concat([
+    msg('T', 'x'.repeat(40)),
+    msg('D', 'row'),
+    msg('E', 'SERROR\0C42P01\0\0'),
+    msg('Z', 'I'),
+  ]);
   const run = (reusedInput: boolean) => {
     const scanner = new FrameScanner(WATCH_ALL, 1 << 20, reusedInput);
     const frames: Buffer[] = [];
