@@ -1,4 +1,5 @@
 // Micro-benchmarks of the routing classifier: lexical fast paths, SqlAnalyzer (cached and parsing), hints, route().
+import { fingerprint } from '../../src/routing/fingerprint.js';
 import { parseHints } from '../../src/routing/hints.js';
 import { route, type RouteInput } from '../../src/routing/router.js';
 import { CLASSIFIER_TEXTS, ROUTE_CFG, ROUTE_NODES } from '../lib/route-fixture.js';
@@ -42,6 +43,7 @@ export async function classifierCases(): Promise<MicroCase[]> {
   const readNoLsn = input(false, null);
   const readLsn = input(false, 900n);
   const write = input(true, null);
+  const readBehind = input(false, 2000n);
   return [
     c('provablyPlainRead, pgbench -S simple text (true)', () => provablyPlainRead(SIMPLE_SELECT)),
     c('provablyPlainRead, UPDATE (false at the keyword)', () => provablyPlainRead(TEXTS[1])),
@@ -67,6 +69,9 @@ export async function classifierCases(): Promise<MicroCase[]> {
     c('route, read, no minLsn', () => route(readNoLsn, NODES, CFG)),
     c('route, read with minLsn (fastest)', () => route(readLsn, NODES, CFG)),
     c('route, write', () => route(write, NODES, CFG)),
+    // 'fastest' with the replica behind: the catch-up estimate and the fallback's detail string.
+    c('route, read with minLsn behind (fastest fallback)', () => route(readBehind, NODES, CFG)),
+    c('fingerprint, warm, 8 texts round-robin', () => fingerprint(TEXTS[i++ & 7])),
     // The per-statement pipeline as routing.ts part 1 measures it: cached analysis, hints, route.
     c('analyze warm + parseHints + route, read with minLsn', () => {
       const sql = TEXTS[i++ & 1 ? 3 : 0];

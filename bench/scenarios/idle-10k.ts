@@ -10,7 +10,7 @@ import { type RawConn, rawConnect } from '../lib/rawclient.js';
 import { markdownTable } from '../lib/report.js';
 import { fmt, fmtInt } from '../lib/stats.js';
 import { resolveTargets, type Target } from '../targets/index.js';
-import { client, countBackends, type Latency, measure } from './idle-clients.js';
+import { client, countBackends, inFlight, type Latency, measure } from './idle-clients.js';
 import type { Scenario } from './types.js';
 
 /** File descriptors we, pgnear and PgBouncer need: 10k client sockets each plus servers, logs, slack. */
@@ -92,15 +92,6 @@ function raiseFdLimit(ctx: BenchContext): void {
     throw new Error(
       `open-file limit ${soft} < ${need} needed for ${ctx.opts.count} idle clients: raise it (ulimit -n)`,
     );
-}
-
-/** Run `fn` over items with at most `limit` in flight. */
-async function inFlight<T>(items: T[], limit: number, fn: (x: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length && !isInterrupted()) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 async function runOne(ctx: BenchContext, t: Target): Promise<Idle10kResult> {

@@ -79,10 +79,10 @@ export async function measure(c: pg.Client, seconds: number, proxyPids: number[]
 }
 
 /** Run `fn` over items with at most `limit` in flight. */
-async function pool<T>(items: T[], limit: number, fn: (x: T) => Promise<void>): Promise<void> {
+export async function inFlight<T>(items: T[], limit: number, fn: (x: T) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
+    while (next < items.length && !isInterrupted()) await fn(items[next++]!);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
@@ -119,7 +119,7 @@ async function runOne(ctx: BenchContext, t: Target): Promise<IdleResult> {
   const idle: pg.Client[] = [];
   const openErrors: string[] = [];
   const t0 = Date.now();
-  await pool(
+  await inFlight(
     Array.from({ length: o.count }, (_, i) => i),
     o.concurrency,
     async () => {
@@ -147,7 +147,7 @@ async function runOne(ctx: BenchContext, t: Target): Promise<IdleResult> {
   );
   const latencyN = await measure(active, o.duration, t.pids());
   const afterActive = rss();
-  await pool(idle, o.concurrency, (c) => c.end().catch(() => {}));
+  await inFlight(idle, o.concurrency, (c) => c.end().catch(() => {}));
   await active.end().catch(() => {});
   await sleep(3_000);
   const afterClose = rss();

@@ -31,7 +31,7 @@
 // With no (healthy) primary: reads still go to replicas (an LSN fallback becomes a wait); statements needing the
 // primary get null. An unhealthy primary counts as none.
 //
-// Measured (2-vCPU dev VM, Node 20, tsx; `npx tsx test/unit/routing/route-microbench.ts`, not a timed test; noisy):
+// Measured (2-vCPU dev VM, Node 20; now `npm run bench:micro -- classifier`, see bench/MICRO.md; noisy):
 // warm analyze() + parseHints() + route() ≈ 130-195 ns/op (3 replicas in 2 regions + primary, 4 texts cycling);
 // route() alone ≈ 40-70 ns/op, ≈ 210 ns/op on the 'fastest' fallback (it formats `detail`); parseHints ≈ 35 ns/op
 // without a hint, ≈ 200 ns/op with one; warm fingerprint() ≈ 25-40 ns/op.

@@ -16,6 +16,7 @@ import { directClient, sleep } from '../support/pooling.js';
 import type { TestProxy } from '../support/proxy.js';
 import {
   createReplicatedDatabase,
+  laggingReplicas,
   explainRoute,
   logLines,
   NodeTally,
@@ -29,7 +30,7 @@ import {
 
 const DB = 'rrules';
 const DELAY_MS = 300;
-const cluster = useCluster({ replicas: 2, regions: ['iad', 'ams', 'syd'], applyDelayMs: [DELAY_MS, DELAY_MS] });
+const cluster = useCluster(laggingReplicas(DELAY_MS));
 const HOT_RULE = { match: { pattern: 'select .* from hot_table' }, route: 'primary' as const };
 
 let proxy: TestProxy;

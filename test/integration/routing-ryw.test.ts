@@ -16,6 +16,7 @@ import { sleep } from '../support/pooling.js';
 import type { TestProxy } from '../support/proxy.js';
 import {
   createReplicatedDatabase,
+  laggingReplicas,
   NodeTally,
   pct,
   pgClient,
@@ -28,7 +29,7 @@ import {
 const DB = 'ryw';
 const DELAY_MS = 300;
 const REGION = 'ams';
-const cluster = useCluster({ replicas: 2, regions: ['iad', 'ams', 'syd'], applyDelayMs: [DELAY_MS, DELAY_MS] });
+const cluster = useCluster(laggingReplicas(DELAY_MS));
 
 /** Every client opened here, closed in afterAll whatever happened. */
 const clients = new Set<pg.Client>();

@@ -9,6 +9,7 @@ import { useCluster } from '../support/cluster.js';
 import type { TestProxy } from '../support/proxy.js';
 import {
   createReplicatedDatabase,
+  laggingReplicas,
   NodeTally,
   pgClient,
   problems,
@@ -19,7 +20,7 @@ import {
 
 const DB = 'rtoken';
 const DELAY_MS = 300;
-const cluster = useCluster({ replicas: 2, regions: ['iad', 'ams', 'syd'], applyDelayMs: [DELAY_MS, DELAY_MS] });
+const cluster = useCluster(laggingReplicas(DELAY_MS));
 
 let A: TestProxy;
 let B: TestProxy;

@@ -3,9 +3,16 @@
 // pgnear log lines worth showing when an assertion fails.
 import pg from 'pg';
 import type { ConfigInput } from '../../src/config/index.js';
-import type { ClusterNode, LocalCluster } from '../../src/devcluster/cluster.js';
+import type { ClusterNode, ClusterOptions, LocalCluster } from '../../src/devcluster/cluster.js';
 import { createDatabase, sleep } from './pooling.js';
 import { startProxy, type TestProxy } from './proxy.js';
+
+/** The routing suites' cluster: primary iad, replicas ams and syd applying WAL `delayMs` late (real lag). */
+export const laggingReplicas = (delayMs: number): ClusterOptions => ({
+  replicas: 2,
+  regions: ['iad', 'ams', 'syd'],
+  applyDelayMs: [delayMs, delayMs],
+});
 
 /** The `routing:` section (typed loosely: the schema is growing). */
 export interface RoutingSettings {

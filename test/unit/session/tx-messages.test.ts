@@ -59,6 +59,18 @@ function client(
   return { m, params, out, sent, emitted, pins, plan, feed, reply, analyzed };
 }
 
+/** A server on which another client already prepared 'SELECT 1', and a second client attached to it. */
+function sharedServerWithSelect1() {
+  const server = {} as ServerConn;
+  const a = client();
+  a.out.server = server;
+  a.feed(serialize.parse({ name: 'ok', text: 'SELECT 1' }));
+  a.reply(BE.ParseComplete);
+  const b = client();
+  b.out.server = server;
+  return { server, b };
+}
+
 describe('named Parse', () => {
   it('is renamed to the shared pgnear_ name and sent instead of the original', () => {
     const c = client();
@@ -195,14 +207,7 @@ describe('named Parse', () => {
   });
 
   it('a Parse the server skips after an earlier error does not create the statement (synthetic reply dropped)', () => {
-    const server = {} as ServerConn;
-    const a = client();
-    a.out.server = server;
-    a.feed(serialize.parse({ name: 'ok', text: 'SELECT 1' }));
-    a.reply(BE.ParseComplete);
-
-    const b = client();
-    b.out.server = server;
+    const { server, b } = sharedServerWithSelect1();
     b.feed(serialize.parse({ name: 'b1', text: 'SELEC oops' })); // sent, fails
     b.feed(serialize.parse({ name: 'b2', text: 'SELECT 1' })); // already on the server: synthetic ParseComplete
     b.feed(serialize.sync());
@@ -219,14 +224,7 @@ describe('named Parse', () => {
   });
 
   it('a synthetic Parse while the server skips to Sync does not create the statement either', () => {
-    const server = {} as ServerConn;
-    const a = client();
-    a.out.server = server;
-    a.feed(serialize.parse({ name: 'ok', text: 'SELECT 1' }));
-    a.reply(BE.ParseComplete);
-
-    const b = client();
-    b.out.server = server;
+    const { b } = sharedServerWithSelect1();
     b.feed(serialize.parse({ name: 'b1', text: 'SELEC oops' }));
     b.reply(BE.ErrorResponse); // nothing else queued: the server now skips until Sync
     b.feed(serialize.parse({ name: 'b2', text: 'SELECT 1' }));
@@ -235,13 +233,7 @@ describe('named Parse', () => {
   });
 
   it('synthetic ParseCompletes that are emitted leave no bookkeeping behind', () => {
-    const server = {} as ServerConn;
-    const a = client();
-    a.out.server = server;
-    a.feed(serialize.parse({ name: 'ok', text: 'SELECT 1' }));
-    a.reply(BE.ParseComplete);
-    const b = client();
-    b.out.server = server;
+    const { b } = sharedServerWithSelect1();
     for (let i = 0; i < 50; i++) {
       b.feed(serialize.parse({ name: `n${i}`, text: 'SELECT 1' }));
       b.feed(serialize.close({ type: 'S', name: `n${i}` }));
