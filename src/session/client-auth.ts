@@ -5,7 +5,13 @@ import { AUTH, FE, SQLSTATE } from '../protocol/codes.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodePassword, decodeSASLInitialResponse, decodeSASLResponse } from '../protocol/frontend.js';
 import { md5Hash, md5Verify } from '../protocol/auth/md5.js';
-import { SCRAM_MECHANISM, ScramError, ScramServer, scramSecretFromPassword } from '../protocol/auth/scram.js';
+import {
+  SCRAM_MECHANISM,
+  ScramError,
+  type ScramSecret,
+  ScramServer,
+  scramSecretFromPassword,
+} from '../protocol/auth/scram.js';
 import type { ServerCredentials } from '../pool/credentials.js';
 import type { StoredSecret } from './secrets.js';
 import { ownedCopy } from '../util/bytes.js';
@@ -35,6 +41,24 @@ function credsFrom(secret: StoredSecret | null): ServerCredentials {
   if (secret.kind === 'plain') return { kind: 'password', password: secret.password };
   if (secret.kind === 'md5') return { kind: 'md5-hash', hash: secret.hash };
   return { kind: 'none' };
+}
+
+/**
+ * Credentials per secret, shared by every client that proved it: a verified ClientKey is the same for every login
+ * with one secret (H(ClientKey) = StoredKey), so one object serves them all (memory per idle client).
+ */
+const sharedCreds = new WeakMap<object, ServerCredentials>();
+
+function scramCreds(secret: StoredSecret, scramSecret: ScramSecret, clientKey: Buffer): ServerCredentials {
+  const have = sharedCreds.get(secret);
+  if (have?.kind === 'scram-keys' && have.clientKey.equals(clientKey)) return have;
+  if (have?.kind === 'password') return have;
+  const creds: ServerCredentials =
+    secret.kind === 'plain'
+      ? { kind: 'password', password: secret.password }
+      : { kind: 'scram-keys', clientKey: ownedCopy(clientKey), secret: scramSecret };
+  sharedCreds.set(secret, creds);
+  return creds;
 }
 
 async function recvPassword(io: AuthIO, what: string): Promise<Buffer> {
@@ -92,8 +116,7 @@ export async function authenticateClient(
       throw failed(secret?.kind === 'md5' ? `User "${user}" does not have a valid SCRAM secret.` : undefined);
     }
     io.send(encodeAuth(AUTH.SASLFinal, Buffer.from(ok.serverFinal)));
-    if (secret?.kind === 'plain') return { kind: 'password', password: secret.password };
-    return { kind: 'scram-keys', clientKey: ownedCopy(ok.clientKey), secret: scramSecret };
+    return scramCreds(secret!, scramSecret, ok.clientKey);
   } catch (e) {
     if (e instanceof ScramError) throw new ProtocolError(e.message);
     throw e;

@@ -21,21 +21,25 @@ import { authenticateClient } from './client-auth.js';
 import type { SessionContext } from './context.js';
 import * as failures from './failures.js';
 import { LoginIo } from './login-io.js';
+import { bindSession, moveData, type SocketOwner } from './client-socket.js';
 import { Relay } from './relay.js';
 import type { ServerCredentials } from '../pool/credentials.js';
 import type { ServerTarget } from '../pool/server-conn.js';
-import { txLogin, txPool, txRelay, type TxSessionHooks } from './tx-login.js';
+import { txLogin, txPool, txRelay, type TxSessionOwner } from './tx-login.js';
+import type { TxStatus } from '../protocol/codes.js';
+import type { TxRelayDeps } from './context.js';
 import type { TxRelay } from './tx-relay.js';
 
 type State = 'startup' | 'auth' | 'connecting' | 'active' | 'closed';
 
 let nextSessionId = 1;
+const EMPTY = Buffer.alloc(0);
 
-export class ClientSession implements Cancellable {
+export class ClientSession implements Cancellable, TxSessionOwner, SocketOwner {
   readonly id = nextSessionId++;
   private state: State = 'startup';
   private socket: net.Socket;
-  private pending: Buffer = Buffer.alloc(0);
+  private pending: Buffer = EMPTY;
   private tlsActive = false;
   /** The TLS handshake finished (before that, nothing can be flushed to the client). */
   private tlsReady = false;
@@ -56,6 +60,8 @@ export class ClientSession implements Cancellable {
   constructor(
     socket: net.Socket,
     private readonly ctx: SessionContext,
+    /** Told once when the session ends (the listener's registry). */
+    private onGone: ((s: ClientSession) => void) | null = null,
   ) {
     this.socket = socket;
     socket.setNoDelay(true);
@@ -75,12 +81,21 @@ export class ClientSession implements Cancellable {
   }
 
   private attach(s: net.Socket): void {
-    s.on('data', this.onData);
-    s.on('error', (e) => this.debug({ err: e.message }, 'client socket error'));
-    s.on('close', () => this.teardown('client closed'));
+    bindSession(s, this);
   }
 
-  private readonly onData = (chunk: Buffer): void => {
+  // ---- SocketOwner: the client socket's shared listeners -----------------------------------
+
+  onSocketError(e: Error): void {
+    this.debug({ err: e.message }, 'client socket error');
+  }
+
+  onSocketDrain(): void {
+    (this.tx ?? this.relay)?.clientDrained();
+  }
+
+  /** Bytes from the client (the socket's shared 'data' listener). */
+  onData(chunk: Buffer): void {
     try {
       if (this.state === 'active') (this.tx ?? this.relay!).fromClient(chunk);
       else if (this.state === 'startup') this.onStartupData(chunk);
@@ -88,7 +103,7 @@ export class ClientSession implements Cancellable {
     } catch (e) {
       this.failFromError(e);
     }
-  };
+  }
 
   // ---- startup phase -------------------------------------------------------------------------
 
@@ -144,9 +159,8 @@ export class ClientSession implements Cancellable {
 
   private upgradeToTls(): void {
     const raw = this.socket;
-    raw.off('data', this.onData);
     const t = new tls.TLSSocket(raw, { isServer: true, secureContext: this.ctx.secureContext! });
-    t.on('data', this.onData);
+    moveData(raw, t, this);
     t.once('secure', () => {
       this.tlsReady = true;
     });
@@ -169,7 +183,7 @@ export class ClientSession implements Cancellable {
     this.state = 'auth';
     this.io = new LoginIo(this.socket);
     if (this.pending.length) this.io.push(this.pending);
-    this.pending = Buffer.alloc(0);
+    this.pending = EMPTY;
     void this.login(params).catch((e) => this.failFromError(e));
   }
 
@@ -229,22 +243,28 @@ export class ClientSession implements Cancellable {
     this.key = this.ctx.cancels.register(this);
     this.socket.write(Buffer.concat([...status, encodeBackendKeyData(this.key.pid, this.key.secret), RFQ_IDLE]));
     const who = { user: this.user, database: this.database, size, startup };
-    this.tx = txRelay(this.socket, this.ctx, who, creds, params, this.txHooks());
+    this.tx = txRelay(this.socket, this.ctx, who, creds, params, this);
     this.activate();
   }
 
-  /** Built outside loginTransaction: closures there would keep its whole context (startup map, login replies). */
-  private txHooks(): TxSessionHooks {
-    return {
-      log: () => this.log,
-      onReady: (st) => this.onReady(st, this.tx!.plan.pending),
-      onTerminate: () => this.close('client terminated'),
-      onFatal: (err, where, canReport) => {
-        if (where === 'server_gone') this.onServerGone(canReport, null);
-        else if (where === 'idle_in_transaction') this.fatal(failures.IDLE_IN_TRANSACTION);
-        else this.failFromError(err);
-      },
-    };
+  // ---- TxSessionOwner: what the transaction relay reports --------------------------------------
+
+  txLog(): Logger {
+    return this.log;
+  }
+
+  txReady(status: TxStatus): void {
+    this.onReady(status, this.tx!.plan.pending);
+  }
+
+  txTerminate(): void {
+    this.close('client terminated');
+  }
+
+  txFatal(...[err, where, canReport]: Parameters<TxRelayDeps['onFatal']>): void {
+    if (where === 'server_gone') this.onServerGone(canReport, null);
+    else if (where === 'idle_in_transaction') this.fatal(failures.IDLE_IN_TRANSACTION);
+    else this.failFromError(err);
   }
 
   private onReady(status: string, pending: number): void {
@@ -338,6 +358,13 @@ export class ClientSession implements Cancellable {
     if (!this.socket.destroyed && this.socket.writable) this.socket.end();
     setTimeout(() => this.socket.destroy(), 2_000).unref();
     this.teardown(reason);
+  }
+
+  /** The client's socket closed: the session is gone once its bytes are flushed. */
+  socketClosed(): void {
+    this.teardown('client closed');
+    this.onGone?.(this);
+    this.onGone = null;
   }
 
   private teardown(reason: string): void {

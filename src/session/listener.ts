@@ -31,10 +31,13 @@ export class Listener {
       );
       return;
     }
-    const s = new ClientSession(sock, this.ctx);
-    this.sessions.add(s);
-    sock.once('close', () => this.sessions.delete(s));
+    this.sessions.add(new ClientSession(sock, this.ctx, this.forget));
   }
+
+  /** One function for every session (a once-listener per socket costs memory per idle client). */
+  private readonly forget = (s: ClientSession): void => {
+    this.sessions.delete(s);
+  };
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
     return new Promise((resolve, reject) => {

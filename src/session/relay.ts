@@ -60,7 +60,6 @@ export class Relay implements ServerReader {
       frame: (type, f) => this.onServerFrame(type, f),
     };
     server.reader = this;
-    client.on('drain', this.onClientDrain);
   }
 
   /** Feed bytes the client sent. */
@@ -89,7 +88,6 @@ export class Relay implements ServerReader {
     if (this.detached) return;
     this.detached = true;
     if (this.server.reader === this) this.server.reader = null;
-    this.client.off('drain', this.onClientDrain);
     this.server.socket.resume();
   }
 
@@ -147,9 +145,10 @@ export class Relay implements ServerReader {
     return this.client.writableLength > 0;
   }
 
-  private readonly onClientDrain = (): void => {
-    this.server.socket.resume();
-  };
+  /** The client's socket drained (its session's shared listener): resume the server held back for it. */
+  clientDrained(): void {
+    if (!this.detached) this.server.socket.resume();
+  }
 
   onClose(): void {
     if (!this.detached) this.hooks.onServerGone(!this.sawFatal && this.fromServerScanner.atBoundary());

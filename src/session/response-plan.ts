@@ -54,9 +54,12 @@ export interface PlanOutput {
  * optional tag (caller's id for failure callbacks, e.g. a statement to forget when its Parse fails).
  */
 export class ResponsePlan {
-  private kinds = new Uint8Array(8); // grows by doubling; most clients never have more in flight
-  private tags = new Int32Array(8);
-  private bytes: (Buffer | null)[] = new Array(8).fill(null);
+  /**
+   * Slots interleaved in one plain array (kind, tag, synthetic bytes), `cap` slots, a power of two: one small
+   * array per client rather than two typed arrays and an array (~350 B per idle client). Grows by doubling.
+   */
+  private ring: (number | Buffer | null)[] = [0, 0, null, 0, 0, null, 0, 0, null, 0, 0, null];
+  private cap = 4;
   private head = 0;
   private len = 0;
   /** The server is discarding extended messages until the next Sync (after an error). */
@@ -70,8 +73,7 @@ export class ResponsePlan {
 
   /** Does the server owe replies to a Sync, Query or FunctionCall? */
   get awaitingReady(): boolean {
-    for (let i = 0; i < this.len; i++)
-      if (this.kinds[(this.head + i) & (this.kinds.length - 1)] === Slot.Sync) return true;
+    for (let i = 0; i < this.len; i++) if (this.kindAt((this.head + i) & (this.cap - 1)) === Slot.Sync) return true;
     return false;
   }
 
@@ -88,25 +90,25 @@ export class ResponsePlan {
       if (tag) this.out.settled(tag, true);
       return;
     }
-    if (this.len === this.kinds.length) this.grow();
-    const i = (this.head + this.len) & (this.kinds.length - 1);
-    this.kinds[i] = kind;
-    this.tags[i] = tag;
-    this.bytes[i] = synthetic;
+    if (this.len === this.cap) this.grow();
+    const i = 3 * ((this.head + this.len) & (this.cap - 1));
+    this.ring[i] = kind;
+    this.ring[i + 1] = tag;
+    this.ring[i + 2] = synthetic;
     this.len++;
   }
 
   /** Judge one watched server frame; emits synthetic replies that become due after it. */
   onServerFrame(type: number): Verdict {
     if (this.len === 0) return Verdict.Forward; // e.g. an async error while idle
-    const kind = this.kinds[this.head];
+    const kind = this.kindAt(this.head);
     if (kind === Slot.HiddenSync) {
       if (type === BE.ReadyForQuery) this.pop();
       return type === BE.ErrorResponse ? Verdict.Forward : Verdict.Drop;
     }
     if (type === BE.ReadyForQuery) {
       // Extended slots still queued before the Sync got no reply (error mode): drop them.
-      while (this.len > 0 && this.kinds[this.head] !== Slot.Sync) this.popFailed();
+      while (this.len > 0 && this.kindAt(this.head) !== Slot.Sync) this.popFailed();
       if (this.len > 0) this.pop();
       return Verdict.Forward;
     }
@@ -114,12 +116,12 @@ export class ResponsePlan {
     if (type === BE.ErrorResponse) {
       this.popFailed();
       // The server now skips to the next Sync: queued extended slots get nothing.
-      while (this.len > 0 && this.kinds[this.head] !== Slot.Sync) this.popFailed();
+      while (this.len > 0 && this.kindAt(this.head) !== Slot.Sync) this.popFailed();
       if (this.len === 0) this.serverSkipping = true;
       return Verdict.Forward;
     }
     if (!TERMINAL[type]) return Verdict.Forward;
-    const tag = this.tags[this.head];
+    const tag = this.tagAt(this.head);
     this.pop();
     if (tag) this.out.settled(tag, true);
     return kind === Slot.Hidden ? Verdict.Drop : Verdict.Forward;
@@ -127,14 +129,14 @@ export class ResponsePlan {
 
   /** A synthetic reply is due: forward the current frame first, then call drainSynthetic. */
   get syntheticDue(): boolean {
-    return this.len > 0 && this.kinds[this.head] === Slot.Synthetic;
+    return this.len > 0 && this.kindAt(this.head) === Slot.Synthetic;
   }
 
   /** Emit synthetic replies now at the head (call after forwarding the frame that completed a slot). */
   drainSynthetic(): void {
-    while (this.len > 0 && this.kinds[this.head] === Slot.Synthetic) {
-      const b = this.bytes[this.head]!;
-      const tag = this.tags[this.head];
+    while (this.len > 0 && this.kindAt(this.head) === Slot.Synthetic) {
+      const b = this.ring[3 * this.head + 2] as Buffer;
+      const tag = this.tagAt(this.head);
       this.pop();
       this.out.emit(b);
       if (tag) this.out.settled(tag, true);
@@ -148,31 +150,34 @@ export class ResponsePlan {
   }
 
   private popFailed(): void {
-    const tag = this.tags[this.head];
+    const tag = this.tagAt(this.head);
     this.pop();
     if (tag) this.out.settled(tag, false);
   }
 
+  private kindAt(slot: number): Slot {
+    return this.ring[3 * slot] as Slot;
+  }
+
+  private tagAt(slot: number): number {
+    return this.ring[3 * slot + 1] as number;
+  }
+
   private pop(): void {
-    this.bytes[this.head] = null;
-    this.head = (this.head + 1) & (this.kinds.length - 1);
+    this.ring[3 * this.head + 2] = null;
+    this.head = (this.head + 1) & (this.cap - 1);
     this.len--;
   }
 
   private grow(): void {
-    const n = this.kinds.length * 2;
-    const kinds = new Uint8Array(n);
-    const tags = new Int32Array(n);
-    const bytes: (Buffer | null)[] = new Array(n).fill(null);
+    const ring: (number | Buffer | null)[] = [];
     for (let i = 0; i < this.len; i++) {
-      const j = (this.head + i) & (this.kinds.length - 1);
-      kinds[i] = this.kinds[j];
-      tags[i] = this.tags[j];
-      bytes[i] = this.bytes[j];
+      const j = 3 * ((this.head + i) & (this.cap - 1));
+      ring.push(this.ring[j], this.ring[j + 1], this.ring[j + 2]);
     }
-    this.kinds = kinds;
-    this.tags = tags;
-    this.bytes = bytes;
+    for (let i = this.len; i < 2 * this.cap; i++) ring.push(0, 0, null);
+    this.ring = ring;
+    this.cap *= 2;
     this.head = 0;
   }
 }

@@ -55,11 +55,38 @@ const isOwn = (name: string): boolean => name.toLowerCase().startsWith('pgnear.'
 
 export const quoteLiteral = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 
+/**
+ * Clients of one application send the same startup settings: their defaults map is shared (it is never written)
+ * rather than built per client (two maps per idle client otherwise). Bounded: cleared when it grows past 256.
+ */
+const sharedDefaults = new Map<string, ReadonlyMap<string, string>>();
+const EMPTY_SETTINGS: ReadonlyMap<string, string> = new Map();
+
+function defaultsOf(startup: Map<string, string>): ReadonlyMap<string, string> {
+  const own: [string, string][] = [];
+  for (const [k, v] of startup) {
+    if (NOT_SETTINGS.has(k) || isOwn(k)) continue;
+    own.push([k.toLowerCase(), v]);
+  }
+  const opts = startup.get('options');
+  if (opts) for (const [k, v] of parseOptions(opts)) if (!isOwn(k)) own.push([k, v]);
+  if (own.length === 0) return EMPTY_SETTINGS;
+  let key = '';
+  for (const [k, v] of own) key += `${k}\0${v}\0`;
+  let m = sharedDefaults.get(key);
+  if (!m) {
+    if (sharedDefaults.size >= 256) sharedDefaults.clear();
+    m = new Map(own);
+    sharedDefaults.set(key, m);
+  }
+  return m;
+}
+
 export class SessionParams {
-  /** The client's session defaults: startup parameters and -c options. */
-  private readonly defaults = new Map<string, string>();
-  /** What the client's session currently has, beyond the server defaults. */
-  readonly wanted = new Map<string, string>();
+  /** The client's session defaults: startup parameters and -c options (shared between clients: never written). */
+  private readonly defaults: ReadonlyMap<string, string>;
+  /** What the client's session currently has, beyond the server defaults: `defaults` until the first change. */
+  private cur: ReadonlyMap<string, string>;
   /** Names the client may have changed on the server it holds; read back before the server is released. */
   get dirty(): Set<string> {
     return (this.dirtySet ??= new Set());
@@ -70,13 +97,14 @@ export class SessionParams {
   resetAll = false;
 
   constructor(startup: Map<string, string>) {
-    for (const [k, v] of startup) {
-      if (NOT_SETTINGS.has(k) || isOwn(k)) continue;
-      this.defaults.set(k.toLowerCase(), v);
-    }
-    const opts = startup.get('options');
-    if (opts) for (const [k, v] of parseOptions(opts)) if (!isOwn(k)) this.defaults.set(k, v);
-    for (const [k, v] of this.defaults) this.wanted.set(k, v);
+    this.defaults = defaultsOf(startup);
+    this.cur = this.defaults;
+  }
+
+  /** The client's current settings, as a map of its own (copied from the shared defaults on first use). */
+  get wanted(): Map<string, string> {
+    if (this.cur === this.defaults) this.cur = new Map(this.defaults);
+    return this.cur as Map<string, string>;
   }
 
   /** SQL that makes `conn` carry this client's settings, or null when it already does. */
@@ -84,11 +112,11 @@ export class SessionParams {
     const have = appliedOn(conn);
     let sets = '';
     let resets = '';
-    for (const [k, v] of this.wanted) {
+    for (const [k, v] of this.cur) {
       if (have.get(k) !== v)
         sets += `${sets ? ', ' : 'SELECT '}pg_catalog.set_config(${quoteLiteral(k)}, ${quoteLiteral(v)}, false)`;
     }
-    for (const k of have.keys()) if (!this.wanted.has(k)) resets += `RESET ${quoteIdent(k)}; `;
+    for (const k of have.keys()) if (!this.cur.has(k)) resets += `RESET ${quoteIdent(k)}; `;
     if (!sets && !resets) return null;
     return resets + sets;
   }
@@ -97,7 +125,7 @@ export class SessionParams {
   synced(conn: ServerConn): void {
     const have = appliedOn(conn);
     have.clear();
-    for (const [k, v] of this.wanted) have.set(k, v);
+    for (const [k, v] of this.cur) have.set(k, v);
   }
 
   /** Make `conn` carry this client's settings (one round trip, none when it already does). */
@@ -126,8 +154,7 @@ export class SessionParams {
   }
 
   noteResetAll(conn: ServerConn): void {
-    this.wanted.clear();
-    for (const [k, v] of this.defaults) this.wanted.set(k, v);
+    this.cur = this.defaults;
     appliedOn(conn).clear();
     this.dirtySet = null;
   }

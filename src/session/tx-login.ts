@@ -9,7 +9,9 @@ import type { ServerCredentials } from '../pool/credentials.js';
 import type { SessionContext } from './context.js';
 import { SessionParams } from './session-params.js';
 import { TxMessages } from './tx-messages.js';
-import { LeaseProvider } from './server-lease.js';
+import { type LeaseDeps, LeaseProvider, type LeaseReceiver } from './server-lease.js';
+import type { AcquireCancel } from '../pool/acquire-cancel.js';
+import type { TxStatus } from '../protocol/codes.js';
 import { RouteSession } from './route-session.js';
 import { TxRelay } from './tx-relay.js';
 import type { TxRelayDeps } from './context.js';
@@ -50,61 +52,106 @@ export function txPool(
   return ctx.pools.get(target, { user, database, startup }, size);
 }
 
-/** What the client session gives its relay: its logger (built on first use) and lifecycle hooks. */
-export type TxSessionHooks = Pick<TxRelayDeps, 'onReady' | 'onTerminate' | 'onFatal'> & { log: () => Logger };
+/** The client session a relay serves; ClientSession implements it with methods (no closures per idle client). */
+export interface TxSessionOwner {
+  /** Its logger, built on first use. */
+  txLog(): Logger;
+  txReady(status: TxStatus): void;
+  txTerminate(): void;
+  txFatal(...a: Parameters<TxRelayDeps['onFatal']>): void;
+}
 
+/**
+ * Per-client scope strings ("host:port/database") are equal for every client of a database: one copy is kept.
+ * Bounded: cleared when it grows past 256.
+ */
+const scopes = new Map<string, string>();
+function scopeOf(host: string, port: number, database: string): string {
+  const s = `${host}:${port}/${database}`;
+  const have = scopes.get(s);
+  if (have !== undefined) return have;
+  if (scopes.size >= 256) scopes.clear();
+  scopes.set(s, s);
+  return s;
+}
+
+/** One client's wiring of relay, leases and statements: methods on one object rather than closures per client. */
+class TxClient implements TxRelayDeps, LeaseDeps {
+  readonly route: RouteSession;
+  readonly messages: TxMessages;
+  readonly maxMessage: number;
+  readonly idleTransactionTimeoutMs: number;
+  private readonly leases: LeaseProvider;
+  /** The pool of the node used last: no Map per client, most requests go where the previous one went. */
+  private lastNode = '';
+  private lastPool: NodePool | null = null;
+
+  constructor(
+    readonly ctx: SessionContext,
+    readonly creds: ServerCredentials,
+    readonly params: SessionParams,
+    private readonly user: string,
+    private readonly database: string,
+    private readonly size: number | undefined,
+    private readonly owner: TxSessionOwner,
+    startup: Map<string, string>,
+  ) {
+    const s = ctx.settings;
+    this.maxMessage = s.maxMessageSize;
+    this.idleTransactionTimeoutMs = s.idleTransactionTimeoutMs;
+    this.route = new RouteSession(
+      ctx.routing,
+      { user, database, applicationName: startup.get('application_name') ?? '' },
+      startup,
+    );
+    const primary = ctx.primary();
+    const scope = scopeOf(primary.host, primary.port, database);
+    this.messages = new TxMessages(ctx, this.route, params, s.maxPreparedStatements, scope);
+    this.leases = new LeaseProvider(this);
+  }
+
+  acquire(cancel: AcquireCancel, batch: readonly Buffer[], retry: boolean, to: LeaseReceiver): void {
+    this.leases.acquire(cancel, batch, retry, to);
+  }
+
+  statementSql(name: string): string | undefined {
+    return this.messages.statements.get(name)?.sql;
+  }
+
+  poolOf(node: string): NodePool | null {
+    if (node === this.lastNode && this.lastPool) return this.lastPool;
+    const target = this.ctx.routing.target(node);
+    if (!target) return null;
+    this.lastNode = node;
+    return (this.lastPool = txPool(this.ctx, target, this.user, this.database, this.size));
+  }
+
+  onPinned(reason: string): void {
+    this.owner.txLog().info({ reason }, 'client pinned to its server connection');
+    this.ctx.events.clientPinned(reason);
+  }
+
+  onReady(status: TxStatus): void {
+    this.owner.txReady(status);
+  }
+
+  onTerminate(): void {
+    this.owner.txTerminate();
+  }
+
+  onFatal(...a: Parameters<TxRelayDeps['onFatal']>): void {
+    this.owner.txFatal(...a);
+  }
+}
+
+/** The relay of a client logged in under transaction pooling. */
 export function txRelay(
   socket: net.Socket,
   ctx: SessionContext,
   who: { user: string; database: string; size?: number; startup: Map<string, string> },
   creds: ServerCredentials,
   params: SessionParams,
-  { log, ...hooks }: TxSessionHooks,
+  owner: TxSessionOwner,
 ): TxRelay {
-  const s = ctx.settings;
-  // Closures below capture these, not `who` (its startup map would stay alive per idle client).
-  const { user, database, size } = who;
-  const route = new RouteSession(
-    ctx.routing,
-    { user, database, applicationName: who.startup.get('application_name') ?? '' },
-    who.startup,
-  );
-  const primary = ctx.primary();
-  const messages = new TxMessages(
-    (sql) => ctx.analyze(sql),
-    (query, status, detached) => route.intercept(query, status, detached),
-    params,
-    s.maxPreparedStatements,
-    `${primary.host}:${primary.port}/${database}`,
-    () => route.deferredTxn,
-    (sql) => route.applySetting(sql),
-  );
-  // The pool of the node used last: no Map per client, most requests go where the previous one went.
-  let lastNode = '';
-  let lastPool: NodePool | null = null;
-  const leases = new LeaseProvider({
-    ctx,
-    creds,
-    params,
-    route,
-    statementSql: (name) => messages.statements.get(name)?.sql,
-    poolOf: (node) => {
-      if (node === lastNode && lastPool) return lastPool;
-      const target = ctx.routing.target(node);
-      if (!target) return null;
-      lastNode = node;
-      return (lastPool = txPool(ctx, target, user, database, size));
-    },
-  });
-  return new TxRelay(socket, {
-    onPinned: (reason) => {
-      log().info({ reason }, 'client pinned to its server connection');
-      ctx.events.clientPinned(reason);
-    },
-    acquire: (cancel, batch, retry, to) => leases.acquire(cancel, batch, retry, to),
-    messages,
-    maxMessage: s.maxMessageSize,
-    idleTransactionTimeoutMs: s.idleTransactionTimeoutMs,
-    ...hooks,
-  });
+  return new TxRelay(socket, new TxClient(ctx, creds, params, who.user, who.database, who.size, owner, who.startup));
 }

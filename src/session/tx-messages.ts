@@ -52,6 +52,21 @@ interface ParseTag {
   restore?: ClientStatement;
 }
 
+/** What TxMessages asks of the client's routing state (RouteSession implements it). */
+export interface TxRouteHooks {
+  /** pgnear's own reply to a Query, without ReadyForQuery; null = not ours. */
+  intercept(query: Buffer, status: TxStatus, detached: boolean): Intercepted | null;
+  /** The client is in a transaction pgnear deferred (its idle Sync answers 'T'). */
+  readonly deferredTxn: boolean;
+  /** A SET/RESET pgnear.* that ran through the extended protocol. */
+  applySetting(sql: string): void;
+}
+
+/** Objects, not closures: a closure and its context per client each cost memory per idle client. */
+export interface SqlAnalyzerHook {
+  analyze(sql: string): SqlEffects;
+}
+
 type Effects = SqlEffects & { readonly dropsStatements?: boolean; readonly ownSetting?: string };
 
 export class TxMessages {
@@ -65,17 +80,12 @@ export class TxMessages {
   private nextTag = 1;
 
   constructor(
-    private readonly analyze: (sql: string) => SqlEffects,
-    /** pgnear's own reply to a Query, without ReadyForQuery; null = not ours. */
-    private readonly intercept: (query: Buffer, status: TxStatus, detached: boolean) => Intercepted | null,
+    private readonly analyzer: SqlAnalyzerHook,
+    private readonly route: TxRouteHooks,
     private readonly params: SessionParams,
     private readonly maxPrepared: number,
     /** Validity of a statement is known per database (its schema): "known good" entries are kept per scope. */
     private readonly scope = '',
-    /** The client is in a transaction pgnear deferred (its idle Sync answers 'T'). */
-    private readonly inDeferredTxn: () => boolean = () => false,
-    /** A SET/RESET pgnear.* that ran through the extended protocol. */
-    private readonly ownSetting: (sql: string) => void = () => {},
   ) {
     this.statements = new ClientStatements(maxPrepared);
   }
@@ -124,7 +134,7 @@ export class TxMessages {
         return this.intercepted(f, 'I', true, plan);
       case FE.Sync:
         this.localError = false;
-        plan.push(Slot.Synthetic, 0, this.inDeferredTxn() ? RFQ_IN_TX : RFQ_IDLE);
+        plan.push(Slot.Synthetic, 0, this.route.deferredTxn ? RFQ_IN_TX : RFQ_IDLE);
         return true;
       case FE.Flush:
         return true;
@@ -162,7 +172,7 @@ export class TxMessages {
   /** pgnear's own answer (SET/SHOW pgnear.*, EXPLAIN ROUTE) to a simple query, in its place in the stream. */
   private intercepted(f: Buffer, status: TxStatus, detached: boolean, plan: ResponsePlan): boolean {
     if (this.localError) return false;
-    const r = this.intercept(f, status, detached);
+    const r = this.route.intercept(f, status, detached);
     if (!r) return false;
     plan.push(Slot.Synthetic, 0, Buffer.concat([r.reply, encodeReady(r.status)]));
     return true;
@@ -278,7 +288,7 @@ export class TxMessages {
 
   /** The analyzer's effects, plus whether the SQL drops every prepared statement (drivers send it either way). */
   private effectsFor(sql: string): Effects {
-    const e = this.analyze(sql);
+    const e = this.analyzer.analyze(sql);
     if (sql.length < 64 && (DISCARD_ALL.test(sql) || DEALLOCATE_ALL.test(sql))) return { ...e, dropsStatements: true };
     // SET pgnear.* through the extended protocol (postgres.js sends everything that way): the server accepts it
     // as a placeholder setting, and pgnear takes it for itself when it runs.
@@ -288,7 +298,7 @@ export class TxMessages {
 
   private apply(e: Effects, out: TxOutput): void {
     if (e.dropsStatements) this.dropAllStatements(out);
-    if (e.ownSetting) this.ownSetting(e.ownSetting);
+    if (e.ownSetting) this.route.applySetting(e.ownSetting);
     if (e.pins.length) out.pin(e.pins[0]);
     if (e.sets.length) this.params.noteSet(e.sets);
     if (e.resets.length) this.params.noteReset(e.resets, out.server);
@@ -308,7 +318,7 @@ export class TxMessages {
 
   private tag(name: string, shared: string, ss: ServerStatements | null, restore?: ClientStatement): number {
     const t = this.nextTag++;
-    if (this.nextTag > 0x7fffffff) this.nextTag = 1;
+    if (this.nextTag > 0x3fffffff) this.nextTag = 1; // a small integer (SMI): no heap number in the plan's ring
     (this.tags ??= new Map()).set(t, { name, shared, ss, restore });
     return t;
   }

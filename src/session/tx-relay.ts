@@ -9,20 +9,24 @@ import { ProtocolError } from '../protocol/errors.js';
 import type { ServerConn, ServerReader } from '../pool/server-conn.js';
 import { AcquireCancel } from '../pool/acquire-cancel.js';
 import type { PinReason } from './context.js';
-import { PLAN_WATCH, ResponsePlan, Slot, Verdict } from './response-plan.js';
+import { PLAN_WATCH, type PlanOutput, ResponsePlan, Slot, Verdict } from './response-plan.js';
 import { ReadOnlyRetry, RetryVerdict } from './retry-readonly.js';
 import { RequestQueue } from './request-queue.js';
 import { endLease, type Lease, type LeaseReceiver } from './server-lease.js';
 import type { TxOutput } from './tx-messages.js';
 import type { TxRelayDeps } from './context.js';
+import { ServerSink } from './server-sink.js';
 
 const SERVER_WATCH = watchTable([...PLAN_WATCH, BE.ParameterStatus]);
 const SERVER_MAX_FRAME = 0x40000000;
 
 type State = 'idle' | 'acquiring' | 'attached' | 'finishing' | 'closed';
 
-/** Reads the attached server as its ServerReader (onData / onDrain / onClose). */
-export class TxRelay implements TxOutput, ServerReader, LeaseReceiver {
+/**
+ * Reads the attached server as its ServerReader (onData / onDrain / onClose); is the client scanner's FrameSink and
+ * the response plan's output.
+ */
+export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink, PlanOutput {
   private state: State = 'idle';
   private srv: ServerConn | null = null;
   private lease: Lease | null = null;
@@ -44,33 +48,15 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver {
   private sawFatal = false;
   private serverFull = false;
   private idleTimer: NodeJS.Timeout | null = null;
-  private readonly clientSink: FrameSink;
-  private readonly serverSink: FrameSink;
+  private readonly serverSink: ServerSink;
 
   constructor(
     private readonly client: net.Socket,
     private readonly deps: TxRelayDeps,
   ) {
     this.clientScanner = new FrameScanner(CLIENT_WATCH, deps.maxMessage);
-    this.plan = new ResponsePlan({
-      emit: (b) => this.client.write(b),
-      settled: (tag, ok) => deps.messages.settled(tag, ok),
-    });
-    this.clientSink = {
-      passthrough: (b) => {
-        // CopyData outside an attached COPY is ignored, as Postgres does.
-        if (this.state === 'attached') this.srvWrite(b);
-      },
-      frame: (type, f) => this.onClientFrame(type, f),
-    };
-    this.serverSink = {
-      passthrough: (b) => {
-        if (this.retry.armed) this.writeHeld(); // a held RowDescription goes before these rows
-        if (!this.client.write(b)) this.srv?.socket.pause();
-      },
-      frame: (type, f) => this.onServerFrame(type, f),
-    };
-    client.on('drain', this.onClientDrain);
+    this.plan = new ResponsePlan(this);
+    this.serverSink = new ServerSink(this);
   }
 
   get server(): ServerConn {
@@ -91,7 +77,7 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver {
     const s = this.srv?.socket;
     s?.cork(); // a rewritten message and the pass-through run around it leave in one writev
     try {
-      this.clientScanner.push(chunk, this.clientSink);
+      this.clientScanner.push(chunk, this);
       if (this.wantAcquire && this.state === 'idle') this.startAcquire(false);
     } catch (e) {
       this.deps.onFatal(e, 'protocol', true);
@@ -118,7 +104,32 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver {
     }
   }
 
-  private onClientFrame(type: number, f: Buffer): boolean {
+  // ---- the client scanner's sink, and the plan's output (methods, not closures: memory per idle client) ----------
+
+  /** FrameSink: a run of the client's bytes that is not a watched message. */
+  passthrough(b: Buffer): void {
+    // CopyData outside an attached COPY is ignored, as Postgres does.
+    if (this.state === 'attached') this.srvWrite(b);
+  }
+
+  /** PlanOutput: pgnear's own reply bytes, in their place in the stream. */
+  emit(b: Buffer): void {
+    this.client.write(b);
+  }
+
+  /** PlanOutput: a tagged slot got its reply or failed. */
+  settled(tag: number, ok: boolean): void {
+    this.deps.messages.settled(tag, ok);
+  }
+
+  /** The server scanner's pass-through run (ServerSink). */
+  serverPassthrough(b: Buffer): void {
+    if (this.retry.armed) this.writeHeld(); // a held RowDescription goes before these rows
+    if (!this.client.write(b)) this.srv?.socket.pause();
+  }
+
+  /** FrameSink: a whole watched client message. */
+  frame(type: number, f: Buffer): boolean {
     if (!FRONTEND_TYPES[type]) throw new ProtocolError(`invalid frontend message type ${type}`);
     if (type === FE.Terminate) {
       this.deps.onTerminate();
@@ -215,7 +226,8 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver {
     return conn;
   }
 
-  private onServerFrame(type: number, f: Buffer): boolean {
+  /** A whole watched server message (ServerSink). */
+  onServerFrame(type: number, f: Buffer): boolean {
     const conn = this.srv!;
     if (type === BE.ParameterStatus) {
       const [k, v] = decodeParameterStatus(f);
@@ -351,9 +363,10 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver {
     }
   }
 
-  private readonly onClientDrain = (): void => {
+  /** The client's socket drained (its session's shared listener): resume the server held back for it. */
+  clientDrained(): void {
     this.srv?.socket.resume();
-  };
+  }
 
   onClose(): void {
     if (this.state !== 'attached') return;
@@ -372,7 +385,6 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver {
     const prev = this.state;
     this.state = 'closed';
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.client.off('drain', this.onClientDrain);
     this.cancel.cancel();
     const lease = this.lease;
     if (prev === 'finishing') return lease!.release(false);

@@ -122,6 +122,19 @@ describe('scram-sha-256 method', () => {
     expect(sha256(creds.clientKey).equals(secret.secret.storedKey)).toBe(true);
   });
 
+  it('every login proving one SCRAM secret gets the same credentials object; another secret gets its own', async () => {
+    const secret = scramSecret('pencil');
+    const login = async (pw: string, s = secret) =>
+      authenticateClient(mockClient({ user: 'alice', password: pw }).io, 'scram-sha-256', 'alice', s);
+    const first = await login('pencil');
+    expect(await login('pencil')).toBe(first);
+    const other = await login('pen', scramSecret('pen'));
+    expect(other).not.toBe(first);
+    if (other.kind !== 'scram-keys' || first.kind !== 'scram-keys') throw new Error('expected scram-keys');
+    expect(other.clientKey.equals(first.clientKey)).toBe(false);
+    await expect(login('wrong')).rejects.toThrow(/password authentication failed/);
+  });
+
   it('plain secret: success yields password creds', async () => {
     const c = mockClient({ user: 'alice', password: 'pencil' });
     const creds = await authenticateClient(c.io, 'scram-sha-256', 'alice', plainSecret('pencil'));

@@ -84,6 +84,27 @@ describe('SessionParams', () => {
     expect(p.dirty.size).toBe(0);
   });
 
+  it('clients with the same startup settings share their defaults, and one client changing its own leaves the others alone', () => {
+    const a = new SessionParams(startup({ application_name: 'app', search_path: 's1' }));
+    const b = new SessionParams(startup({ application_name: 'app', search_path: 's1' }));
+    const ca = conn();
+    const cb = conn();
+    // a's client ran SET search_path and the server reported it back
+    a.noteSet(['search_path']);
+    a.readBack(ca, ['search_path'], ['s2']);
+    expect(a.syncSql(cb)).toContain("set_config('search_path', 's2', false)");
+    expect(b.syncSql(cb)).toContain("set_config('search_path', 's1', false)");
+    // RESET of a startup setting goes back to the client's own default, RESET ALL to all of them
+    a.noteReset(['search_path'], ca);
+    expect(Object.fromEntries(a.wanted)).toEqual({ application_name: 'app', search_path: 's1' });
+    a.wanted.set('work_mem', '1MB');
+    a.noteResetAll(ca);
+    expect(Object.fromEntries(a.wanted)).toEqual({ application_name: 'app', search_path: 's1' });
+    expect(Object.fromEntries(b.wanted)).toEqual({ application_name: 'app', search_path: 's1' });
+    const c = new SessionParams(startup({ application_name: 'app', search_path: 's1' }));
+    expect(Object.fromEntries(c.wanted)).toEqual({ application_name: 'app', search_path: 's1' });
+  });
+
   it('syncSql sets what differs and is null when the server already matches', () => {
     const p = new SessionParams(startup({ application_name: 'a', search_path: 's1' }));
     const c = conn();

@@ -33,7 +33,8 @@ function client(
     analyzed.push(sql);
     return { ...NONE, ...opts.effects?.[sql] };
   };
-  const m = new TxMessages(analyze, () => null, params, opts.maxPrepared ?? 100);
+  const route = { intercept: () => null, deferredTxn: false, applySetting: () => {} };
+  const m = new TxMessages({ analyze }, route, params, opts.maxPrepared ?? 100);
   const sent: Buffer[] = [];
   const emitted: Buffer[] = [];
   const pins: string[] = [];
