@@ -8,12 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  findPgBinDir,
-  type LocalCluster,
-  PgBinariesMissingError,
-  startCluster,
-} from '../../src/devcluster/cluster.js';
+import { findPgBinDir, type LocalCluster, PgBinariesMissingError, startCluster } from '../../src/devcluster/cluster.js';
 import { useCluster, withCluster } from '../support/cluster.js';
 
 const CLUSTER_SRC = fileURLToPath(new URL('../../src/devcluster/cluster.ts', import.meta.url));
@@ -89,8 +84,7 @@ function startClusterInChild(baseDir: string, mode: 'exit' | 'hang') {
       err += chunk.toString();
     });
     child.on('exit', (code) => {
-      if (!out.includes('\n'))
-        reject(new Error(`child exited with ${code} before the cluster was up:\n${err}`));
+      if (!out.includes('\n')) reject(new Error(`child exited with ${code} before the cluster was up:\n${err}`));
     });
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -148,10 +142,7 @@ describe('dev cluster: primary + 2 replicas (replica2 applies WAL 300 ms late)',
     await queryOnce(c.primary.url, "INSERT INTO visible_probe VALUES (1, 'hello')");
     await c.waitForReplay();
     for (const replica of c.replicas) {
-      const rows = await queryOnce<{ note: string }>(
-        replica.url,
-        'SELECT note FROM visible_probe WHERE id = 1',
-      );
+      const rows = await queryOnce<{ note: string }>(replica.url, 'SELECT note FROM visible_probe WHERE id = 1');
       expect(rows, replica.name).toEqual([{ note: 'hello' }]);
     }
   });

@@ -182,44 +182,47 @@ describe.each(['transaction', 'session'] as const)('node-postgres through pgnear
     await end(listener, notifier);
   });
 
-  it.runIf(mode === 'session')('passes ParameterStatus changes to the client, and resets them for the next client of a pooled server', async () => {
-    const c = await client();
-    const seen: ParamStatusMsg[] = [];
-    connectionOf(c).on('parameterStatus', (m: ParamStatusMsg) => seen.push(m));
-    const pid = (await c.query('select pg_backend_pid() as pid')).rows[0].pid;
-    await c.query("set application_name = 'pgnear-drivers'");
-    await c.query("set timezone = 'Asia/Kathmandu'");
-    expect(seen.map((m) => [m.parameterName, m.parameterValue])).toEqual([
-      ['application_name', 'pgnear-drivers'],
-      ['TimeZone', 'Asia/Kathmandu'],
-    ]);
-    await end(c);
+  it.runIf(mode === 'session')(
+    'passes ParameterStatus changes to the client, and resets them for the next client of a pooled server',
+    async () => {
+      const c = await client();
+      const seen: ParamStatusMsg[] = [];
+      connectionOf(c).on('parameterStatus', (m: ParamStatusMsg) => seen.push(m));
+      const pid = (await c.query('select pg_backend_pid() as pid')).rows[0].pid;
+      await c.query("set application_name = 'pgnear-drivers'");
+      await c.query("set timezone = 'Asia/Kathmandu'");
+      expect(seen.map((m) => [m.parameterName, m.parameterValue])).toEqual([
+        ['application_name', 'pgnear-drivers'],
+        ['TimeZone', 'Asia/Kathmandu'],
+      ]);
+      await end(c);
 
-    // Session mode returns the server to the pool after DISCARD ALL; wait until the primary shows exactly that.
-    const admin = await client(true);
-    await vi.waitFor(
-      async () => {
-        const r = await admin.query('select state, query from pg_stat_activity where pid = $1', [pid]);
-        expect(r.rows[0]).toEqual({ state: 'idle', query: 'DISCARD ALL' });
-      },
-      { timeout: 10_000, interval: 50 },
-    );
-    const startup: ParamStatusMsg[] = [];
-    const c2 = new pg.Client(proxy.url());
-    c2.on('error', () => {});
-    open.add(c2);
-    connectionOf(c2).on('parameterStatus', (m: ParamStatusMsg) => startup.push(m));
-    await c2.connect();
-    expect((await c2.query('select pg_backend_pid() as pid')).rows[0].pid).toBe(pid); // the same server, reused
-    const reported = Object.fromEntries(startup.map((m) => [m.parameterName, m.parameterValue]));
-    const actual = (
-      await c2.query("select current_setting('application_name') as a, current_setting('TimeZone') as tz")
-    ).rows[0];
-    expect(actual.a).toBe('');
-    expect(reported.application_name).toBe(actual.a);
-    expect(reported.TimeZone).toBe(actual.tz);
-    await end(c2, admin);
-  });
+      // Session mode returns the server to the pool after DISCARD ALL; wait until the primary shows exactly that.
+      const admin = await client(true);
+      await vi.waitFor(
+        async () => {
+          const r = await admin.query('select state, query from pg_stat_activity where pid = $1', [pid]);
+          expect(r.rows[0]).toEqual({ state: 'idle', query: 'DISCARD ALL' });
+        },
+        { timeout: 10_000, interval: 50 },
+      );
+      const startup: ParamStatusMsg[] = [];
+      const c2 = new pg.Client(proxy.url());
+      c2.on('error', () => {});
+      open.add(c2);
+      connectionOf(c2).on('parameterStatus', (m: ParamStatusMsg) => startup.push(m));
+      await c2.connect();
+      expect((await c2.query('select pg_backend_pid() as pid')).rows[0].pid).toBe(pid); // the same server, reused
+      const reported = Object.fromEntries(startup.map((m) => [m.parameterName, m.parameterValue]));
+      const actual = (
+        await c2.query("select current_setting('application_name') as a, current_setting('TimeZone') as tz")
+      ).rows[0];
+      expect(actual.a).toBe('');
+      expect(reported.application_name).toBe(actual.a);
+      expect(reported.TimeZone).toBe(actual.tz);
+      await end(c2, admin);
+    },
+  );
 
   it('forwards startup options (-c settings) and application_name to the server', async () => {
     const c = await client(false, {

@@ -113,7 +113,12 @@ describe('server backend killed mid-query', () => {
       await a.connect();
       const pid = (await a.query('select pg_backend_pid() as pid')).rows[0].pid;
       await direct.query('select pg_terminate_backend($1)', [pid]);
-      await waitFor(async () => (await direct.query('select 1 from pg_stat_activity where pid = $1', [pid])).rowCount === 0 || undefined, 5000, 'the backend to exit');
+      await waitFor(
+        async () =>
+          (await direct.query('select 1 from pg_stat_activity where pid = $1', [pid])).rowCount === 0 || undefined,
+        5000,
+        'the backend to exit',
+      );
       const r = await settle(a.query('select pg_backend_pid() as pid'));
       expect(r.ok).toBe(true);
     } finally {
@@ -194,7 +199,12 @@ describe('clients vanishing', () => {
     const pid = (await a.query('select pg_backend_pid() as pid')).rows[0].pid;
     await a.end();
     clients.splice(clients.indexOf(a), 1);
-    await waitFor(async () => (await direct.query('select 1 from pg_stat_activity where pid = $1', [pid])).rowCount === 0 || undefined, 5000, 'the pinned server to close');
+    await waitFor(
+      async () =>
+        (await direct.query('select 1 from pg_stat_activity where pid = $1', [pid])).rowCount === 0 || undefined,
+      5000,
+      'the pinned server to close',
+    );
   });
 
   it('session state (SET) of a client that left does not leak into the next client on the same server', async () => {

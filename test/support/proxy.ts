@@ -35,7 +35,8 @@ export function clusterConfig(cluster: LocalCluster, extra: Partial<ConfigInput>
 }
 
 function urlFor(port: number, user: string, password: string | undefined, database: string, query = ''): string {
-  const auth = password === undefined ? encodeURIComponent(user) : `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
+  const auth =
+    password === undefined ? encodeURIComponent(user) : `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
   return `postgres://${auth}@127.0.0.1:${port}/${encodeURIComponent(database)}${query ? `?${query}` : ''}`;
 }
 
@@ -73,7 +74,10 @@ export interface ProxyProcess {
 }
 
 /** Run the built CLI (`dist/main.js start --config …`) as a child process; needs `npm run build` first. */
-export async function startProxyProcess(cluster: LocalCluster, extra: Partial<ConfigInput> = {}): Promise<ProxyProcess> {
+export async function startProxyProcess(
+  cluster: LocalCluster,
+  extra: Partial<ConfigInput> = {},
+): Promise<ProxyProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'pgnear-test-'));
   const file = join(dir, 'pgnear.yaml');
   writeFileSync(file, stringify(clusterConfig(cluster, extra)));
