@@ -1,5 +1,5 @@
 // Target "pgnear": the built CLI (`node dist/main.js start --config <generated yaml>`) as a child process.
-import { copyFileSync, existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -9,6 +9,12 @@ import { type TargetFactory, writeConfig } from './types.js';
 
 // BENCH_PGNEAR_MAIN=/path/to/dist/main.js benchmarks another build (e.g. a commit built in a scratch checkout).
 const MAIN = resolve(process.env.BENCH_PGNEAR_MAIN ?? resolve(import.meta.dirname, '../../dist/main.js'));
+
+/** The Node flags of a script's `#!/usr/bin/env -S node …` line (pgnear's launcher), or none. */
+export function launcherNodeFlags(script: string): string[] {
+  const m = /^#!\S*env -S node((?: +-\S+)*)\s*$/.exec(script.split('\n', 1)[0]!);
+  return m ? m[1]!.split(' ').filter(Boolean) : [];
+}
 
 export const pgnear: TargetFactory = {
   name: 'pgnear',
@@ -45,8 +51,12 @@ export const pgnear: TargetFactory = {
     const portP = new Promise<number>((r) => {
       onPort = r;
     });
-    // e.g. BENCH_PGNEAR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile pgnear under load.
-    const nodeArgs = (process.env.BENCH_PGNEAR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+    // pgnear runs as its launcher runs it (the shebang's Node flags), then e.g.
+    // BENCH_PGNEAR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it under load (later flags win).
+    const nodeArgs = [
+      ...launcherNodeFlags(readFileSync(MAIN, 'utf8')),
+      ...(process.env.BENCH_PGNEAR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
+    ];
     // This machine is shared: other sessions stop their own pgnear with broad `pkill -f …main.js…` patterns, which
     // SIGINT/SIGKILLed ours mid-run. Start it through a symlink whose command line matches neither "main.js" nor
     // "pgnear" (Node resolves the symlink, so its imports still load from dist/).

@@ -65,7 +65,7 @@ export class ClientSession implements Cancellable, TxSessionOwner, SocketOwner {
   ) {
     this.socket = socket;
     socket.setNoDelay(true);
-    this.attach(socket);
+    bindSession(socket, this);
     this.loginTimer = setTimeout(() => this.onLoginTimeout(), ctx.settings.loginTimeoutMs);
   }
 
@@ -78,10 +78,6 @@ export class ClientSession implements Cancellable, TxSessionOwner, SocketOwner {
   /** Debug logs are off in production: check the level before building the child logger. */
   private debug(obj: object, msg: string): void {
     if (this.ctx.log.isLevelEnabled('debug')) this.log.debug(obj, msg);
-  }
-
-  private attach(s: net.Socket): void {
-    bindSession(s, this);
   }
 
   // ---- SocketOwner: the client socket's shared listeners -----------------------------------

@@ -3,22 +3,19 @@
 import type net from 'node:net';
 import { decodeErrorFields, decodeParameterStatus, readyStatus } from '../protocol/backend.js';
 import { BE, FE } from '../protocol/codes.js';
-import { FrameScanner, type FrameSink, watchTable } from '../protocol/framer.js';
+import { FrameScanner, type FrameSink } from '../protocol/framer.js';
 import { CLIENT_WATCH, FRONTEND_TYPES, REQUEST_END } from '../protocol/frontend.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ServerConn, ServerReader } from '../pool/server-conn.js';
 import { AcquireCancel } from '../pool/acquire-cancel.js';
 import type { PinReason } from './context.js';
-import { PLAN_WATCH, type PlanOutput, ResponsePlan, Slot, Verdict } from './response-plan.js';
+import { type PlanOutput, ResponsePlan, Slot, Verdict } from './response-plan.js';
 import { ReadOnlyRetry, RetryVerdict } from './retry-readonly.js';
 import { RequestQueue } from './request-queue.js';
 import { endLease, type Lease, type LeaseReceiver } from './server-lease.js';
 import type { TxOutput } from './tx-messages.js';
 import type { TxRelayDeps } from './context.js';
-import { ServerSink } from './server-sink.js';
-
-const SERVER_WATCH = watchTable([...PLAN_WATCH, BE.ParameterStatus]);
-const SERVER_MAX_FRAME = 0x40000000;
+import { DETACHED, scannerOf, ServerSink } from './server-sink.js';
 
 type State = 'idle' | 'acquiring' | 'attached' | 'finishing' | 'closed';
 
@@ -36,7 +33,8 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
   /** A request completed while idle: route it once the whole chunk is queued (pipelined writes count too). */
   private wantAcquire = false;
   private readonly clientScanner: FrameScanner;
-  private readonly serverScanner = new FrameScanner(SERVER_WATCH, SERVER_MAX_FRAME, true);
+  /** The attached server's scanner (kept per server connection); DETACHED, always at a boundary, otherwise. */
+  private serverScanner = DETACHED;
   readonly plan: ResponsePlan;
   private readonly queue = new RequestQueue();
   private pinnedBy: string | null = null;
@@ -184,6 +182,7 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
     this.state = 'attached';
     this.sawFatal = false;
     const s = conn.socket;
+    this.serverScanner = scannerOf(conn);
     conn.reader = this;
     s.cork(); // the queued request leaves in one writev, not one write per message
     this.deps.messages.closeEvicted(this);
@@ -216,6 +215,7 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
     const conn = this.srv;
     if (!conn) return null;
     if (conn.reader === this) conn.reader = null;
+    this.serverScanner = DETACHED;
     const s = conn.socket;
     if (s.isPaused()) s.resume();
     this.srv = null;
