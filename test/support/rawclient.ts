@@ -2,6 +2,7 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import tls from 'node:tls';
 import pg from 'pg';
 import { serialize } from 'pg-protocol';
 
@@ -233,6 +234,27 @@ export class RawClient {
   }
 
   /** Send a simple Query and collect messages up to ReadyForQuery. */
+  /** SSLRequest, 'S', then a TLS handshake (any certificate): the RawClient speaks over the encrypted socket. */
+  static async connectTls(port: number, host = '127.0.0.1'): Promise<RawClient> {
+    const s = net.connect({ port, host, noDelay: true });
+    await new Promise<void>((resolve, reject) => {
+      s.once('connect', resolve);
+      s.once('error', reject);
+    });
+    const sslRequest = Buffer.alloc(8);
+    sslRequest.writeInt32BE(8, 0);
+    sslRequest.writeInt32BE(80877103, 4);
+    s.write(sslRequest);
+    const answer = await new Promise<Buffer>((resolve) => s.once('data', resolve));
+    if (answer.toString() !== 'S') throw new Error(`SSLRequest answered ${JSON.stringify(answer.toString())}`);
+    const t = tls.connect({ socket: s, rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => {
+      t.once('secureConnect', resolve);
+      t.once('error', reject);
+    });
+    return new RawClient(t);
+  }
+
   async query(sql: string, timeoutMs = 10_000): Promise<Msg[]> {
     this.write(serialize.query(sql));
     return this.until('Z', timeoutMs);
