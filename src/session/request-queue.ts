@@ -9,6 +9,9 @@ const MAX_BYTES = 64 * 1024 * 1024;
 export class RequestQueue {
   private frames: Buffer[] = [];
   private bytes = 0;
+  /** Replayed frames being forwarded: the first of a run of frames back to back in one client chunk, and its end. */
+  private runFirst: Buffer | null = null;
+  private runEnd = 0;
 
   get length(): number {
     return this.frames.length;
@@ -50,5 +53,30 @@ export class RequestQueue {
     let i = 0;
     while (i < this.frames.length && consume(this.frames[i])) i++;
     if (i) this.take(i);
+  }
+
+  /**
+   * A replayed frame goes to the server: frames that sit back to back in one client chunk (a pipelined Parse, Bind,
+   * Describe, Execute, Sync) leave as one write rather than one Writable entry each. Returns the run f does not
+   * continue, to be written first (else null); runOut() returns what is left.
+   */
+  runAdd(f: Buffer): Buffer | null {
+    const first = this.runFirst;
+    if (first && first.buffer === f.buffer && this.runEnd === f.byteOffset) {
+      this.runEnd += f.length;
+      return null;
+    }
+    const out = this.runOut();
+    this.runFirst = f;
+    this.runEnd = f.byteOffset + f.length;
+    return out;
+  }
+
+  runOut(): Buffer | null {
+    const first = this.runFirst;
+    if (!first) return null;
+    this.runFirst = null;
+    const len = this.runEnd - first.byteOffset;
+    return len === first.length ? first : Buffer.from(first.buffer, first.byteOffset, len);
   }
 }

@@ -19,10 +19,7 @@ import { DETACHED, scannerOf, ServerSink } from './server-sink.js';
 
 type State = 'idle' | 'acquiring' | 'attached' | 'finishing' | 'closed';
 
-/**
- * Reads the attached server as its ServerReader (onData / onDrain / onClose); is the client scanner's FrameSink and
- * the response plan's output.
- */
+/** Reads the attached server (its ServerReader); is the client scanner's FrameSink and the response plan's output. */
 export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink, PlanOutput {
   private state: State = 'idle';
   private srv: ServerConn | null = null;
@@ -35,26 +32,23 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
   private readonly clientScanner: FrameScanner;
   /** The attached server's scanner (kept per server connection); DETACHED, always at a boundary, otherwise. */
   private serverScanner = DETACHED;
-  readonly plan: ResponsePlan;
+  readonly plan: ResponsePlan = new ResponsePlan(this);
   private readonly queue = new RequestQueue();
   private pinnedBy: string | null = null;
-  /** Abandons a queued acquire when the client leaves. */
-  private readonly cancel = new AcquireCancel();
+  private readonly cancel = new AcquireCancel(); // abandons a queued acquire when the client leaves
   private readySeen = false;
   /** Messages went to the server since its last ReadyForQuery: an implicit transaction may be open. */
   private unsynced = false;
   private sawFatal = false;
   private serverFull = false;
   private idleTimer: NodeJS.Timeout | null = null;
-  private readonly serverSink: ServerSink;
+  private readonly serverSink = new ServerSink(this);
 
   constructor(
     private readonly client: net.Socket,
     private readonly deps: TxRelayDeps,
   ) {
     this.clientScanner = new FrameScanner(CLIENT_WATCH, deps.maxMessage);
-    this.plan = new ResponsePlan(this);
-    this.serverSink = new ServerSink(this);
   }
 
   get server(): ServerConn {
@@ -85,8 +79,15 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
   }
 
   send(b: Buffer): void {
+    this.writeRun();
     this.clientScanner.flush();
     this.srvWrite(b);
+  }
+
+  /** Replayed frames not written yet go first (dropped when no server is attached any more). */
+  private writeRun(): void {
+    const run = this.queue.runOut();
+    if (run && this.state === 'attached') this.srvWrite(run);
   }
 
   pin(reason: PinReason | string): void {
@@ -101,8 +102,6 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
       this.client.pause();
     }
   }
-
-  // ---- the client scanner's sink, and the plan's output (methods, not closures: memory per idle client) ----------
 
   /** FrameSink: a run of the client's bytes that is not a watched message. */
   passthrough(b: Buffer): void {
@@ -202,12 +201,15 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
     for (const f of q) {
       if (this.state !== 'attached') break;
       try {
-        if (this.handle(f[0], f)) this.srvWrite(f);
+        const before = this.handle(f[0], f) ? this.queue.runAdd(f) : null;
+        if (before) this.srvWrite(before);
       } catch (e) {
+        this.queue.runOut(); // the session ends: nothing more goes to this server
         this.deps.onFatal(e, 'protocol', true);
         return;
       }
     }
+    this.writeRun();
     if (!this.serverFull) this.client.resume();
   }
 
