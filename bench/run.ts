@@ -1,4 +1,5 @@
 // Benchmark CLI: `npm run bench -- <scenario> [options]` — cluster, targets, scenario, results, cleanup.
+import { spawnSync } from 'node:child_process';
 import { chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -59,6 +60,15 @@ Options:
   --out DIR             results directory (default bench/results/<time>-<scenario>)
   --verbose             cluster start-up details
 `;
+
+/** The commit the bench runs from, "+dirty" when src/ has local changes; "unknown" outside a git checkout. */
+function checkoutId(): string {
+  const git = (...a: string[]) => spawnSync('git', a, { cwd: import.meta.dirname, encoding: 'utf8' });
+  const head = git('rev-parse', '--short', 'HEAD');
+  if (head.status !== 0) return 'unknown';
+  const dirty = git('status', '--porcelain', '--', '../src').stdout.trim() !== '';
+  return `${head.stdout.trim()}${dirty ? '+dirty' : ''}`;
+}
 
 const list = (s: string) =>
   s
@@ -186,16 +196,19 @@ async function main(argv: string[]): Promise<number> {
     );
     if (scenario.needsPgbenchData) await loadPgbench(cluster, opts.scale, log);
     const ctx: BenchContext = { opts, cluster, resultsDir, configDir, runtimeDir, log };
+    const build = checkoutId();
     const meta = (): RunMeta => ({
       scenario: opts.scenario,
       startedAt,
       finishedAt: new Date().toISOString(),
       host: { cpus: cpus().length, node: process.version, loadavgAtStart: loadAtStart },
+      build,
       options: opts,
       cluster: { conf, primaryPort: cluster.primary.port, replicas: cluster.replicas.length },
       notes: [
         `This machine (${cpus().length} CPUs) is shared and noisy: pgbench, 3 postmasters and the proxy share it; use same-run ratios.`,
         'All targets in clear text (PGSSLMODE=disable); clients authenticate with SCRAM-SHA-256 as the superuser.',
+        `Built from ${build}${process.env.BENCH_PGNEAR_MAIN ? ` (pgnear from BENCH_PGNEAR_MAIN=${process.env.BENCH_PGNEAR_MAIN})` : ''}.`,
       ],
     });
     await scenario.run(ctx, meta);

@@ -143,17 +143,20 @@ export function judgeBigResult(
   };
 }
 
+/** The newest results of a scenario: a `<time>-<scenario>` run or the scenario's part of a `<time>-targets` run. */
 function latest(scenario: string): string | null {
   if (!existsSync(RESULTS)) return null;
   const dirs = readdirSync(RESULTS)
-    .filter((d) => d.endsWith(`-${scenario}`) && existsSync(join(RESULTS, d, 'results.json')))
-    .sort();
+    .flatMap((d) => (d.endsWith('-targets') ? [join(d, scenario)] : d.endsWith(`-${scenario}`) ? [d] : []))
+    .filter((d) => existsSync(join(RESULTS, d, 'results.json')))
+    .sort(); // by the time stamp each name starts with
   return dirs.length ? join(RESULTS, dirs[dirs.length - 1]!) : null;
 }
 
 function judge(scenario: string, dir: string): Check[] {
   const j = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as Json;
-  const from = dir.split('/').pop()!;
+  const build = (j.meta as { build?: string } | undefined)?.build;
+  const from = `${dir.slice(RESULTS.length + 1)}${build ? ` (build ${build})` : ''}`;
   if (scenario === 'select-only') return judgeSelectOnly(j as never, from);
   if (scenario === 'connect-storm') return [judgeConnectStorm(j as never, from)];
   if (scenario === 'idle-10k') return [judgeIdle(j as never, from)];
@@ -199,7 +202,8 @@ function main(): void {
   }
   const table = targetsTable(checks);
   process.stdout.write(`\n${table}\n`);
-  const out = v.latest ? join(RESULTS, `${stamp}-targets`) : resolve(RESULTS, `${stamp}-targets`);
+  // A judgement of existing results is not itself a targets run (latest() must not pick it up).
+  const out = join(RESULTS, `${stamp}-targets${v.latest ? '-latest' : ''}`);
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'targets.md'), `${table}\n`);
   writeFileSync(join(out, 'targets.json'), `${JSON.stringify(checks, null, 2)}\n`);

@@ -11,6 +11,8 @@ export interface RunMeta {
   startedAt: string;
   finishedAt: string;
   host: { cpus: number; node: string; loadavgAtStart: number[] };
+  /** The checkout the bench ran from (pgnear's dist/ is built from it by `npm run bench`), "+dirty" with local changes. */
+  build: string;
   options: BenchContext['opts'];
   cluster: { conf: Record<string, string>; primaryPort: number; replicas: number };
   notes: string[];
