@@ -1,5 +1,6 @@
 // Inputs shared by the in-process classifier measurements (routing scenario part 1, micro-benchmarks).
-import type { RouteNode, RouterConfig } from '../../src/routing/router.js';
+import type { RouterConfig } from '../../src/routing/router.js';
+import { caughtUpNode } from '../../test/support/route-nodes.js';
 
 /** A mix of what the classifier sees: pgbench's statements, a join, locking reads, writable CTEs, nextval, BEGIN. */
 export const CLASSIFIER_TEXTS = [
@@ -13,19 +14,7 @@ export const CLASSIFIER_TEXTS = [
   'begin read only',
 ];
 
-const node = (name: string, role: 'primary' | 'replica', region: string): RouteNode => ({
-  name,
-  role,
-  region,
-  healthy: true,
-  verified: true,
-  replayLsn: 1000n,
-  lagBytes: 0,
-  lagMs: 0,
-  rttMs: 0.3,
-  replayRate: 1e7,
-  busy: 0,
-});
+const node = (name: string, role: 'primary' | 'replica', region: string) => caughtUpNode(name, role, region, 0.3, 1e7);
 
 /** The bench cluster's shape: primary iad, replicas ams and syd, all caught up. */
 export const ROUTE_NODES = {

@@ -55,7 +55,7 @@ function scramCreds(secret: StoredSecret, scramSecret: ScramSecret, clientKey: B
   if (have?.kind === 'password') return have;
   const creds: ServerCredentials =
     secret.kind === 'plain'
-      ? { kind: 'password', password: secret.password }
+      ? credsFrom(secret)
       : { kind: 'scram-keys', clientKey: ownedCopy(clientKey), secret: scramSecret };
   sharedCreds.set(secret, creds);
   return creds;

@@ -1,8 +1,9 @@
 // Real SQL through the classifier (SqlAnalyzer), the hint parser and the router: where each statement ends up.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseHints } from '../../../src/routing/hints.js';
-import { route, type RouteInput, type RouteNode, type RouterConfig } from '../../../src/routing/router.js';
+import { route, type RouteInput, type RouterConfig } from '../../../src/routing/router.js';
 import { initSqlAnalysis, SqlAnalyzer } from '../../../src/routing/sql-analysis.js';
+import { caughtUpNode } from '../../support/route-nodes.js';
 
 let analyzer: SqlAnalyzer;
 beforeAll(async () => {
@@ -10,19 +11,8 @@ beforeAll(async () => {
   analyzer = new SqlAnalyzer();
 });
 
-const node = (name: string, role: 'primary' | 'replica', region: string, rttMs: number): RouteNode => ({
-  name,
-  role,
-  region,
-  healthy: true,
-  verified: true,
-  replayLsn: 1000n,
-  lagBytes: 0,
-  lagMs: 0,
-  rttMs,
-  replayRate: 1e6,
-  busy: 0,
-});
+const node = (name: string, role: 'primary' | 'replica', region: string, rttMs: number) =>
+  caughtUpNode(name, role, region, rttMs, 1e6);
 const NODES = {
   primary: node('p', 'primary', 'iad', 80),
   replicas: [node('ams', 'replica', 'ams', 1), node('fra', 'replica', 'fra', 15)],
