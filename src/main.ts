@@ -21,7 +21,7 @@ Options (each also as an environment variable):
   --replica [REGION=]URL    PGNEAR_REPLICAS       replica, repeatable (env: space-separated)
   --region NAME             PGNEAR_REGION, FLY_REGION   this pgnear's region
   --admin-listen HOST:PORT  PGNEAR_ADMIN_LISTEN   HTTP /metrics and /health
-  --pool-mode MODE          PGNEAR_POOL_MODE      session (transaction: coming)
+  --pool-mode MODE          PGNEAR_POOL_MODE      session | transaction
   --auth-type TYPE          PGNEAR_AUTH_TYPE      scram-sha-256 | md5 | plain | trust
   --log-level LEVEL         PGNEAR_LOG_LEVEL      trace | debug | info | warn | error
 `;

@@ -28,6 +28,11 @@ export function encodeParse(name: string, sql: string, types: Buffer): Buffer {
   return w.end().finish();
 }
 
+/** Portal name of a Bind or an Execute (both start with it). */
+export function portalName(frame: Buffer): string {
+  return new Reader(frame, 5).cstr();
+}
+
 /** Statement name of a Bind (portal name first). */
 export function bindStatement(frame: Buffer): string {
   const r = new Reader(frame, 5);
@@ -71,5 +76,9 @@ export function encodeTarget(type: number, kind: number, name: string): Buffer {
 
 export const PARSE_COMPLETE: Buffer = Buffer.from([BE.ParseComplete, 0, 0, 0, 4]);
 export const CLOSE_COMPLETE: Buffer = Buffer.from([BE.CloseComplete, 0, 0, 0, 4]);
+export const BIND_COMPLETE: Buffer = Buffer.from([BE.BindComplete, 0, 0, 0, 4]);
+export const NO_DATA: Buffer = Buffer.from([BE.NoData, 0, 0, 0, 4]);
+/** ParameterDescription of a statement without parameters. */
+export const NO_PARAMETERS: Buffer = Buffer.from([BE.ParameterDescription, 0, 0, 0, 6, 0, 0]);
 export const KIND_STATEMENT = 0x53;
 export const KIND_PORTAL = 0x50;

@@ -1,6 +1,7 @@
 // Client messages in transaction mode: renames prepared statements to pgnear's shared names, answers what
 // the server must not see, and notes session effects (SET, pins) of the SQL the client runs.
 import { encodeError, encodeReady, RFQ_IDLE, RFQ_IN_TX } from '../protocol/backend.js';
+import type { DeallocateTarget } from '../routing/deallocate.js';
 import { FE, type TxStatus } from '../protocol/codes.js';
 import {
   bindStatement,
@@ -17,6 +18,7 @@ import { decodeQuery } from '../protocol/frontend.js';
 import type { ServerConn } from '../pool/server-conn.js';
 import type { PinReason, SqlEffects } from './context.js';
 import { type ResponsePlan, Slot } from './response-plan.js';
+import { LocalDeallocate, ownDeallocate, runDeallocate } from './local-deallocate.js';
 import type { Intercepted } from './route-session.js';
 import type { SessionParams } from './session-params.js';
 import { ownedCopy } from '../util/bytes.js';
@@ -36,7 +38,9 @@ export interface TxOutput {
   send(bytes: Buffer): void;
   readonly plan: ResponsePlan;
   readonly server: ServerConn;
-  pin(reason: PinReason | 'sql_deallocate'): void;
+  pin(reason: PinReason): void;
+  /** The client keeps this server until it leaves (SQL-level PREPAREs may live on it). */
+  readonly pinned: boolean;
 }
 
 const OWN_SETTING = /^\s*(?:set|reset)\s+(?:session\s+)?pgnear\./i;
@@ -78,6 +82,8 @@ export class TxMessages {
   /** Replies pgnear must match to a Parse / Close by tag; created on first use (memory per idle client). */
   private tags: Map<number, ParseTag> | null = null;
   private nextTag = 1;
+  /** An extended-protocol DEALLOCATE pgnear answers; created on the first one. */
+  private dealloc: LocalDeallocate | null = null;
 
   constructor(
     private readonly analyzer: SqlAnalyzerHook,
@@ -93,10 +99,16 @@ export class TxMessages {
   /** Handle one client message for the attached server; true = forward it unchanged. */
   handle(type: number, f: Buffer, out: TxOutput): boolean {
     if (this.localError && type !== FE.Sync) return false;
+    if (this.dealloc !== null && this.dealloc.handle(type, f, out.plan)) return false;
     switch (type) {
       case FE.Query: {
-        if (this.intercepted(f, out.server.txStatus, false, out.plan)) return false;
-        this.apply(this.effectsFor(decodeQuery(f)), out);
+        const status = out.server.txStatus;
+        if (this.intercepted(f, status, false, out.plan)) return false;
+        const sql = decodeQuery(f);
+        // With replies in flight the status for our ReadyForQuery is unknown: the server answers (26000) instead.
+        if (out.plan.pending === 0 && status !== 'E' && this.deallocateQuery(sql, status, out.pinned, out.plan))
+          return false;
+        this.apply(this.effectsFor(sql), out);
         out.plan.push(Slot.Sync);
         return true;
       }
@@ -129,9 +141,11 @@ export class TxMessages {
    */
   handleIdle(type: number, f: Buffer, plan: ResponsePlan): boolean {
     if (plan.pending > 0) return false;
+    if (this.dealloc !== null && this.dealloc.handle(type, f, plan)) return true;
     switch (type) {
       case FE.Query:
-        return this.intercepted(f, 'I', true, plan);
+        if (this.intercepted(f, 'I', true, plan)) return true;
+        return this.deallocateQuery(decodeQuery(f), this.route.deferredTxn ? 'T' : 'I', false, plan);
       case FE.Sync:
         this.localError = false;
         plan.push(Slot.Synthetic, 0, this.route.deferredTxn ? RFQ_IN_TX : RFQ_IDLE);
@@ -150,7 +164,7 @@ export class TxMessages {
       case FE.Parse: {
         if (this.localError) return true;
         const p = decodeParse(f);
-        if (p.name === '') return false;
+        if (p.name === '') return this.deallocateParse(p.sql, false, false, plan);
         const shared = sharedName(p.sql, p.types);
         if (!isKnownGood(this.scope, shared)) return false;
         const effects = this.effectsFor(p.sql);
@@ -175,6 +189,27 @@ export class TxMessages {
     const r = this.route.intercept(f, status, detached);
     if (!r) return false;
     plan.push(Slot.Synthetic, 0, Buffer.concat([r.reply, encodeReady(r.status)]));
+    return true;
+  }
+
+  /** A simple-Query DEALLOCATE of the client's own statement: answered here, with ReadyForQuery. */
+  private deallocateQuery(sql: string, status: TxStatus, pinned: boolean, plan: ResponsePlan): boolean {
+    const t = ownDeallocate(sql, this.statements, pinned);
+    if (t === null) return false;
+    plan.push(Slot.Synthetic, 0, Buffer.concat([runDeallocate(t, this.statements), encodeReady(status)]));
+    return true;
+  }
+
+  /** Parse of the unnamed statement: a DEALLOCATE of the client's own statement is answered here from now on. */
+  private deallocateParse(sql: string, pinned: boolean, failedTx: boolean, plan: ResponsePlan): boolean {
+    // In a failed transaction Postgres rejects the Parse (25P02): the server answers.
+    const t: DeallocateTarget | null = failedTx ? null : ownDeallocate(sql, this.statements, pinned);
+    if (t === null) {
+      this.dealloc?.forgetUnnamed();
+      return false;
+    }
+    (this.dealloc ??= new LocalDeallocate(this.statements)).parsed(t);
+    plan.push(Slot.Synthetic, 0, PARSE_COMPLETE);
     return true;
   }
 
@@ -209,6 +244,7 @@ export class TxMessages {
     const effects = this.effectsFor(p.sql);
     if (effects.pins.length) out.pin(effects.pins[0]);
     if (p.name === '') {
+      if (this.deallocateParse(p.sql, out.pinned, out.server.txStatus === 'E', out.plan)) return false;
       this.unnamedEffects = effects;
       out.plan.push(Slot.Ext);
       return true;

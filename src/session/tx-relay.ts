@@ -90,6 +90,10 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
     if (run && this.state === 'attached') this.srvWrite(run);
   }
 
+  get pinned(): boolean {
+    return this.pinnedBy !== null;
+  }
+
   pin(reason: PinReason | string): void {
     if (this.pinnedBy) return;
     this.pinnedBy = reason;

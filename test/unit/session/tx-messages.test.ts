@@ -13,52 +13,9 @@ import {
   KIND_STATEMENT,
   PARSE_COMPLETE,
 } from '../../../src/protocol/extended.js';
-import type { PinReason, SqlEffects } from '../../../src/session/context.js';
-import { ResponsePlan, Verdict } from '../../../src/session/response-plan.js';
-import { appliedOn, SessionParams } from '../../../src/session/session-params.js';
+import { appliedOn } from '../../../src/session/session-params.js';
 import { serverStatements, sharedName } from '../../../src/session/statements.js';
-import { type TxOutput, TxMessages } from '../../../src/session/tx-messages.js';
-
-const NONE: SqlEffects = { sets: [], resets: [], resetAll: false, pins: [] };
-const NO_TYPES = Buffer.from([0, 0]);
-const hex = (b: Buffer) => b.toString('hex');
-
-/** One client: its TxMessages, and a fake relay attached to `server` that records what it would do. */
-function client(
-  opts: { effects?: Record<string, Partial<SqlEffects>>; maxPrepared?: number; startup?: Record<string, string> } = {},
-) {
-  const params = new SessionParams(new Map(Object.entries(opts.startup ?? {})));
-  const analyzed: string[] = [];
-  const analyze = (sql: string): SqlEffects => {
-    analyzed.push(sql);
-    return { ...NONE, ...opts.effects?.[sql] };
-  };
-  const route = { intercept: () => null, deferredTxn: false, applySetting: () => {} };
-  const m = new TxMessages({ analyze }, route, params, opts.maxPrepared ?? 100);
-  const sent: Buffer[] = [];
-  const emitted: Buffer[] = [];
-  const pins: string[] = [];
-  const plan = new ResponsePlan({ emit: (b) => emitted.push(b), settled: (tag, ok) => m.settled(tag, ok) });
-  const out: TxOutput & { server: ServerConn } = {
-    send: (b) => sent.push(b),
-    plan,
-    server: {} as ServerConn,
-    pin: (reason: PinReason | 'sql_deallocate') => pins.push(reason),
-  };
-  /** A client frame; returns handle's verdict (true = the relay forwards it unchanged). */
-  const feed = (f: Buffer): boolean => m.handle(f[0], f, out);
-  /** A server reply, handled as the relay does; returns whether the client sees it. */
-  const reply = (type: number): boolean => {
-    const v = plan.onServerFrame(type);
-    if (v === Verdict.Drop) {
-      plan.drainSynthetic();
-      return false;
-    }
-    if (plan.syntheticDue) plan.drainSynthetic();
-    return true;
-  };
-  return { m, params, out, sent, emitted, pins, plan, feed, reply, analyzed };
-}
+import { client, hex, NO_TYPES } from '../../support/tx-messages-client.js';
 
 /** A server on which another client already prepared 'SELECT 1', and a second client attached to it. */
 function sharedServerWithSelect1() {
@@ -439,10 +396,12 @@ describe('unnamed statements and other messages', () => {
   });
 });
 
-describe('DISCARD ALL / DEALLOCATE ALL', () => {
+describe('DISCARD ALL / DEALLOCATE ALL of a pinned client', () => {
+  // An unpinned client's DEALLOCATE ALL is pgnear's to answer (local-deallocate.test.ts).
   for (const sql of ['DISCARD ALL', 'discard all;', '  DEALLOCATE ALL ', 'deallocate prepare all;']) {
     it(`${JSON.stringify(sql)} drops the client's statements and the server's shared ones`, () => {
       const c = client();
+      c.out.pinned = !sql.toLowerCase().includes('discard');
       c.feed(serialize.parse({ name: 's1', text: 'SELECT 1' }));
       c.reply(BE.ParseComplete);
       expect(c.feed(serialize.query(sql))).toBe(true);
