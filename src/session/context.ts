@@ -125,6 +125,8 @@ export interface TxRelayDeps {
   /** Route the batch and borrow a server for it (settings synced, replica caught up when needed). */
   acquire(cancel: AcquireCancel, batch: readonly Buffer[], retry: boolean, to: LeaseReceiver): void;
   messages: TxMessages;
+  /** On a replica, could this client message need another server (see RouteSession.mayWrite)? */
+  leavesReplica(type: number, f: Buffer): boolean;
   maxMessage: number;
   idleTransactionTimeoutMs: number;
   onReady(status: TxStatus): void;

@@ -5,6 +5,9 @@ import { REQUEST_END } from '../protocol/frontend.js';
 
 const MAX_MESSAGES = 10_000;
 const MAX_BYTES = 64 * 1024 * 1024;
+/** A request this long is routed before it ends (its rest streams to the server): see `long`. */
+const LONG_MESSAGES = 1_000;
+const LONG_BYTES = 1024 * 1024;
 
 export class RequestQueue {
   private frames: Buffer[] = [];
@@ -22,12 +25,18 @@ export class RequestQueue {
     return this.frames;
   }
 
+  /** One message is always taken (the framer bounds its size by max_message_size); the sum is bounded too. */
   push(f: Buffer): void {
-    this.bytes += f.length;
-    if (this.frames.length >= MAX_MESSAGES || this.bytes > MAX_BYTES) {
+    if (this.frames.length > 0 && (this.frames.length >= MAX_MESSAGES || this.bytes + f.length > MAX_BYTES)) {
       throw new ProtocolError('too many messages while waiting for a server connection');
     }
+    this.bytes += f.length;
     this.frames.push(f);
+  }
+
+  /** Long enough to route on what has arrived rather than wait for the request's end. */
+  get long(): boolean {
+    return this.frames.length >= LONG_MESSAGES || this.bytes >= LONG_BYTES;
   }
 
   /** Remove and return the first n messages. */

@@ -12,6 +12,8 @@ import { parseOptions } from './session-params.js';
 
 const TXN_START = /^(?:\s|--[^\n]*\n|\/\*[^]*?\*\/)*(?:begin|start\s+transaction)\b/i;
 const READ_ONLY = /\bread\s+only\b/i;
+/** A hot standby refuses serializable transactions (0A000), read-only ones too: they stay on the primary. */
+const SERIALIZABLE = /\bserializable\b/i;
 const PGNEAR_SET = /^\s*(set|reset|show)\s+(?:session\s+)?pgnear\.(\w+)\s*(?:(?:=|to)\s*'?([^';]*?)'?)?\s*;?\s*$/i;
 const EXPLAIN_ROUTE = /^\s*explain\s+route\s+([^]+)$/i;
 const PGNEAR_LOWER = Buffer.from('pgnear');
@@ -191,6 +193,15 @@ export class RouteSession {
     };
   }
 
+  /**
+   * Could this statement need the primary (a write, a transaction start, a text that failed on a replica)? Asked
+   * of statements that follow a read on a replica within one request (after Flush, or a long request).
+   */
+  mayWrite(sql: string): boolean {
+    if (!this.r.enabled) return false;
+    return this.r.classify(sql).write || TXN_START.test(sql) || this.r.knownWrites.has(sql);
+  }
+
   /** Routing is off: the whole queue goes to the primary, nothing to classify or capture. */
   private toPrimary(covers: number, reason: 'write'): RoutePlan | null {
     const decision = primaryDecision(this.r.nodes(), reason);
@@ -210,7 +221,7 @@ export class RouteSession {
     return {
       write,
       inTransaction: txn,
-      txnReadOnly: txn && READ_ONLY.test(begin ?? sql),
+      txnReadOnly: txn && READ_ONLY.test(begin ?? sql) && !SERIALIZABLE.test(begin ?? sql),
       hint: parseHints(sql),
       sessionRoute: this.route,
       rule,

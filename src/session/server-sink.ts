@@ -1,9 +1,11 @@
 // The transaction relay's server side: the scanner that frames a server's stream (one per server connection) and
-// its FrameSink (the relay itself is the client scanner's).
+// the sink that judges each reply (settings, status, errors, the 25006 retry, the response plan).
+import { decodeErrorFields, decodeParameterStatus, readyStatus } from '../protocol/backend.js';
 import { BE } from '../protocol/codes.js';
 import { FrameScanner, type FrameSink, watchTable } from '../protocol/framer.js';
 import type { ServerConn } from '../pool/server-conn.js';
-import { PLAN_WATCH } from './response-plan.js';
+import { PLAN_WATCH, type ResponsePlan, Verdict } from './response-plan.js';
+import { ReadOnlyRetry, RetryVerdict } from './retry-readonly.js';
 
 const SERVER_WATCH = watchTable([...PLAN_WATCH, BE.ParameterStatus]);
 const SERVER_MAX_FRAME = 0x40000000;
@@ -14,29 +16,104 @@ const SERVER_MAX_FRAME = 0x40000000;
  * picks the scanner up in a clean state. Read only by the relay attached to that server.
  */
 const scanners = new WeakMap<ServerConn, FrameScanner>();
-export function scannerOf(conn: ServerConn): FrameScanner {
+function scannerOf(conn: ServerConn): FrameScanner {
   let s = scanners.get(conn);
   if (!s) scanners.set(conn, (s = new FrameScanner(SERVER_WATCH, SERVER_MAX_FRAME, true)));
   return s;
 }
 /** Stands in while no server is attached: never fed (no server reads into a detached relay), so always clean. */
-export const DETACHED = new FrameScanner(SERVER_WATCH, SERVER_MAX_FRAME, true);
+const DETACHED = new FrameScanner(SERVER_WATCH, SERVER_MAX_FRAME, true);
 
-/** What the sink forwards to (TxRelay). */
+/** What the sink needs of its relay (TxRelay). */
 export interface ServerSide {
-  serverPassthrough(b: Buffer): void;
-  onServerFrame(type: number, f: Buffer): boolean;
+  readonly plan: ResponsePlan;
+  /** The attached server. */
+  readonly server: ServerConn;
+  /** Bytes for the client; false = its socket is full. */
+  emit(b: Buffer): boolean;
+  /** A ReadyForQuery arrived, before the response plan counts it. */
+  onReadyFrame(): void;
 }
 
 /** An object with methods rather than a literal with closures: memory per idle client. */
 export class ServerSink implements FrameSink {
+  readonly retry = new ReadOnlyRetry();
+  /** The attached server's scanner; DETACHED, always at a boundary, otherwise. */
+  scanner = DETACHED;
+  /** A ReadyForQuery went by in the chunk being read. */
+  readySeen = false;
+  /** An ErrorResponse since the last ReadyForQuery, and whether the last ReadyForQuery followed one. */
+  private errored = false;
+  failedBeforeReady = false;
+  sawFatal = false;
+
   constructor(private readonly r: ServerSide) {}
 
-  passthrough(b: Buffer): void {
-    this.r.serverPassthrough(b);
+  attach(conn: ServerConn): void {
+    this.scanner = scannerOf(conn);
+    this.sawFatal = false;
   }
 
+  detach(): void {
+    this.scanner = DETACHED;
+  }
+
+  passthrough(b: Buffer): void {
+    if (this.retry.armed) this.writeHeld(); // a held RowDescription goes before these rows
+    if (!this.r.emit(b)) this.r.server.socket.pause();
+  }
+
+  /** A whole watched server message. */
   frame(type: number, f: Buffer): boolean {
-    return this.r.onServerFrame(type, f);
+    if (type === BE.ParameterStatus) {
+      const [k, v] = decodeParameterStatus(f);
+      this.r.server.params.set(k, v);
+      return true;
+    }
+    if (type === BE.ReadyForQuery) {
+      this.r.server.txStatus = readyStatus(f);
+      this.readySeen = true;
+      this.failedBeforeReady = this.errored;
+      this.errored = false;
+      this.r.onReadyFrame();
+    }
+    let code: string | undefined;
+    if (type === BE.ErrorResponse) {
+      const fields = decodeErrorFields(f);
+      const sev = fields.get('V');
+      if (sev === 'FATAL' || sev === 'PANIC') this.sawFatal = true;
+      this.errored = true;
+      code = fields.get('C');
+    }
+    const plan = this.r.plan;
+    if (this.retry.armed) {
+      // Pass-through bytes before this frame (a ParameterDescription, rows behind a held RowDescription) reach
+      // the client first; anything but a held frame reaching it ends the chance of a retry.
+      this.scanner.flush();
+      // A replica refused a write we took for a read, before anything reached the client: redo it on the primary.
+      if (this.retry.armed && this.retry.onFrame(type, f, code) !== RetryVerdict.Pass) {
+        plan.onServerFrame(type);
+        return false;
+      }
+      this.writeHeld();
+    }
+    const verdict = plan.onServerFrame(type);
+    if (verdict === Verdict.Drop) {
+      this.scanner.flush();
+      plan.drainSynthetic();
+      return false;
+    }
+    if (plan.syntheticDue) {
+      this.scanner.flush();
+      this.r.emit(f);
+      plan.drainSynthetic();
+      return false;
+    }
+    return true;
+  }
+
+  private writeHeld(): void {
+    const held = this.retry.disarm();
+    if (held) this.r.emit(held);
   }
 }

@@ -11,7 +11,9 @@ import { SessionParams } from './session-params.js';
 import { TxMessages } from './tx-messages.js';
 import { type LeaseDeps, LeaseProvider, type LeaseReceiver } from './server-lease.js';
 import type { AcquireCancel } from '../pool/acquire-cancel.js';
-import type { TxStatus } from '../protocol/codes.js';
+import { FE, type TxStatus } from '../protocol/codes.js';
+import { bindStatement, decodeParse } from '../protocol/extended.js';
+import { decodeQuery } from '../protocol/frontend.js';
 import { RouteSession } from './route-session.js';
 import { TxRelay } from './tx-relay.js';
 import type { TxRelayDeps } from './context.js';
@@ -116,6 +118,19 @@ class TxClient implements TxRelayDeps, LeaseDeps {
 
   statementSql(name: string): string | undefined {
     return this.messages.statements.get(name)?.sql;
+  }
+
+  leavesReplica(type: number, f: Buffer): boolean {
+    if (type === FE.FunctionCall) return true;
+    const sql =
+      type === FE.Query
+        ? decodeQuery(f)
+        : type === FE.Parse
+          ? decodeParse(f).sql
+          : type === FE.Bind
+            ? this.statementSql(bindStatement(f))
+            : undefined;
+    return sql !== undefined && this.route.mayWrite(sql);
   }
 
   poolOf(node: string): NodePool | null {

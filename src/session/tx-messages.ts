@@ -140,6 +140,7 @@ export class TxMessages {
    * known to be valid, Close of a statement, Flush, Sync as ReadyForQuery 'I'). False: a server is needed.
    */
   handleIdle(type: number, f: Buffer, plan: ResponsePlan): boolean {
+    if (this.localError && type !== FE.Sync) return true; // skipped, as the server would after an error
     if (plan.pending > 0) return false;
     if (this.dealloc !== null && this.dealloc.handle(type, f, plan)) return true;
     switch (type) {
@@ -155,14 +156,11 @@ export class TxMessages {
       case FE.Close: {
         const c = decodeTarget(f);
         if (c.kind !== KIND_STATEMENT || c.name === '') return false;
-        if (!this.localError) {
-          this.statements.delete(c.name);
-          plan.push(Slot.Synthetic, 0, CLOSE_COMPLETE);
-        }
+        this.statements.delete(c.name);
+        plan.push(Slot.Synthetic, 0, CLOSE_COMPLETE);
         return true;
       }
       case FE.Parse: {
-        if (this.localError) return true;
         const p = decodeParse(f);
         if (p.name === '') return this.deallocateParse(p.sql, false, false, plan);
         const shared = sharedName(p.sql, p.types);
@@ -211,6 +209,11 @@ export class TxMessages {
     (this.dealloc ??= new LocalDeallocate(this.statements)).parsed(t);
     plan.push(Slot.Synthetic, 0, PARSE_COMPLETE);
     return true;
+  }
+
+  /** A request failed where pgnear split it (a diverted replica read): skip the client's messages up to Sync. */
+  skipUntilSync(): void {
+    this.localError = true;
   }
 
   /** A Parse this handler sent got its reply; if it failed, the statement does not exist. */

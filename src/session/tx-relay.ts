@@ -1,48 +1,44 @@
 // Transaction-mode pump: borrows a server for each transaction, forwards frames untouched where it can,
 // and gives the server back at ReadyForQuery 'I' unless the client is pinned to it.
 import type net from 'node:net';
-import { decodeErrorFields, decodeParameterStatus, readyStatus } from '../protocol/backend.js';
-import { BE, FE } from '../protocol/codes.js';
+import { FE } from '../protocol/codes.js';
 import { FrameScanner, type FrameSink } from '../protocol/framer.js';
-import { CLIENT_WATCH, FRONTEND_TYPES, REQUEST_END } from '../protocol/frontend.js';
+import { CLIENT_WATCH, FRONTEND_TYPES, REQUEST_END, SYNC } from '../protocol/frontend.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ServerConn, ServerReader } from '../pool/server-conn.js';
 import { AcquireCancel } from '../pool/acquire-cancel.js';
 import type { PinReason } from './context.js';
-import { type PlanOutput, ResponsePlan, Slot, Verdict } from './response-plan.js';
-import { ReadOnlyRetry, RetryVerdict } from './retry-readonly.js';
+import { type PlanOutput, ResponsePlan, Slot } from './response-plan.js';
 import { RequestQueue } from './request-queue.js';
 import { endLease, type Lease, type LeaseReceiver } from './server-lease.js';
 import type { TxOutput } from './tx-messages.js';
 import type { TxRelayDeps } from './context.js';
-import { DETACHED, scannerOf, ServerSink } from './server-sink.js';
+import { ServerSink, type ServerSide } from './server-sink.js';
 
 type State = 'idle' | 'acquiring' | 'attached' | 'finishing' | 'closed';
 
 /** Reads the attached server (its ServerReader); is the client scanner's FrameSink and the response plan's output. */
-export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink, PlanOutput {
+export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink, PlanOutput, ServerSide {
   private state: State = 'idle';
   private srv: ServerConn | null = null;
   private lease: Lease | null = null;
-  private readonly retry = new ReadOnlyRetry();
   /** On a replica outside a transaction the routed request is complete: what follows is routed afresh. */
   private sealed = false;
   /** A request completed while idle: route it once the whole chunk is queued (pipelined writes count too). */
   private wantAcquire = false;
   private readonly clientScanner: FrameScanner;
-  /** The attached server's scanner (kept per server connection); DETACHED, always at a boundary, otherwise. */
-  private serverScanner = DETACHED;
   readonly plan: ResponsePlan = new ResponsePlan(this);
   private readonly queue = new RequestQueue();
   private pinnedBy: string | null = null;
   private readonly cancel = new AcquireCancel(); // abandons a queued acquire when the client leaves
-  private readySeen = false;
   /** Messages went to the server since its last ReadyForQuery: an implicit transaction may be open. */
   private unsynced = false;
-  private sawFatal = false;
+  /** pgnear ended the replica's part of a request with its own Sync (divert); the rest is routed afresh. */
+  private diverted = false;
   private serverFull = false;
   private idleTimer: NodeJS.Timeout | null = null;
-  private readonly serverSink = new ServerSink(this);
+  /** The server side: its scanner, the replies' bookkeeping and the 25006 retry. */
+  private readonly sink = new ServerSink(this);
 
   constructor(
     private readonly client: net.Socket,
@@ -114,19 +110,13 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
   }
 
   /** PlanOutput: pgnear's own reply bytes, in their place in the stream. */
-  emit(b: Buffer): void {
-    this.client.write(b);
+  emit(b: Buffer): boolean {
+    return this.client.write(b);
   }
 
   /** PlanOutput: a tagged slot got its reply or failed. */
   settled(tag: number, ok: boolean): void {
     this.deps.messages.settled(tag, ok);
-  }
-
-  /** The server scanner's pass-through run (ServerSink). */
-  serverPassthrough(b: Buffer): void {
-    if (this.retry.armed) this.writeHeld(); // a held RowDescription goes before these rows
-    if (!this.client.write(b)) this.srv?.socket.pause();
   }
 
   /** FrameSink: a whole watched client message. */
@@ -140,14 +130,35 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
       clearTimeout(this.idleTimer);
       this.idleTimer = null;
     }
-    if (this.state === 'attached' && !this.sealed) return this.handle(type, f);
+    if (this.state === 'attached' && !this.sealed) {
+      // A replica outside a transaction, after a Flush or within a long request: whatever may write goes elsewhere.
+      if (this.lease!.retryable && !this.pinnedBy && this.deps.leavesReplica(type, f)) return this.divert(f);
+      return this.handle(type, f);
+    }
     if (this.state === 'closed') return false;
     if (this.state === 'idle' && this.queue.length === 0 && this.deps.messages.handleIdle(type, f, this.plan))
       return false;
     this.queue.push(f);
-    // The route depends on the whole request: borrow a server once it is complete (Query, Sync, Flush, call).
+    // The route depends on the whole request: borrow a server once it is complete (Query, Sync, Flush, call), or
+    // once it is long (a pipeline of thousands of Bind/Execute): what follows streams to that server.
     if (this.state !== 'idle') this.client.pause();
-    else if (REQUEST_END[type]) this.wantAcquire = true;
+    else if (REQUEST_END[type] || this.queue.long) this.wantAcquire = true;
+    return false;
+  }
+
+  /**
+   * End the replica's part of the request before f (null: before the queued rest): pgnear's own Sync closes the
+   * replica's implicit transaction (a read needs none), and what follows is routed afresh once it answers.
+   */
+  private divert(f: Buffer | null): false {
+    this.sealed = true;
+    this.diverted = true;
+    if (f) {
+      this.queue.push(f);
+      this.client.pause();
+    }
+    this.send(SYNC);
+    this.plan.push(Slot.HiddenSync);
     return false;
   }
 
@@ -180,12 +191,12 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
   private attach(lease: Lease): void {
     const conn = lease.conn;
     this.lease = lease;
-    this.retry.arm(lease.retryable ? this.queue.items.slice(0, lease.covers) : null);
+    this.sink.retry.arm(lease.retryable ? this.queue.items.slice(0, lease.covers) : null);
     this.srv = conn;
     this.state = 'attached';
-    this.sawFatal = false;
+    this.diverted = false;
     const s = conn.socket;
-    this.serverScanner = scannerOf(conn);
+    this.sink.attach(conn);
     conn.reader = this;
     s.cork(); // the queued request leaves in one writev, not one write per message
     this.deps.messages.closeEvicted(this);
@@ -214,6 +225,12 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
       }
     }
     this.writeRun();
+    // The replica's part ended with a Flush and a write waits behind it (see plan's covers).
+    const l = this.lease;
+    if (l?.retryable && !this.sealed && !this.pinnedBy && this.queue.length > 0 && this.state === 'attached') {
+      this.divert(null);
+      return;
+    }
     if (!this.serverFull) this.client.resume();
   }
 
@@ -221,7 +238,7 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
     const conn = this.srv;
     if (!conn) return null;
     if (conn.reader === this) conn.reader = null;
-    this.serverScanner = DETACHED;
+    this.sink.detach();
     const s = conn.socket;
     if (s.isPaused()) s.resume();
     this.srv = null;
@@ -232,64 +249,24 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
     return conn;
   }
 
-  /** A whole watched server message (ServerSink). */
-  onServerFrame(type: number, f: Buffer): boolean {
-    const conn = this.srv!;
-    if (type === BE.ParameterStatus) {
-      const [k, v] = decodeParameterStatus(f);
-      conn.params.set(k, v);
-      return true;
-    }
-    if (type === BE.ReadyForQuery) {
-      conn.txStatus = readyStatus(f);
-      this.readySeen = true;
-      if (this.plan.pending <= 1) this.unsynced = false;
-    }
-    let code: string | undefined;
-    if (type === BE.ErrorResponse) {
-      const fields = decodeErrorFields(f);
-      const sev = fields.get('V');
-      if (sev === 'FATAL' || sev === 'PANIC') this.sawFatal = true;
-      code = fields.get('C');
-    }
-    if (this.retry.armed) {
-      // A replica refused a write we took for a read, before anything reached the client: redo it on the primary.
-      if (this.retry.onFrame(type, f, code) !== RetryVerdict.Pass) {
-        this.plan.onServerFrame(type);
-        this.serverScanner.flush();
-        return false;
-      }
-      this.serverScanner.flush(); // rows pending since the held RowDescription go out after it (see passthrough)
-      this.writeHeld();
-    }
-    const verdict = this.plan.onServerFrame(type);
-    if (verdict === Verdict.Drop) {
-      this.serverScanner.flush();
-      this.plan.drainSynthetic();
-      return false;
-    }
-    if (this.plan.syntheticDue) {
-      this.serverScanner.flush();
-      this.client.write(f);
-      this.plan.drainSynthetic();
-      return false;
-    }
-    return true;
+  /** ServerSide: a ReadyForQuery arrived; if it answers the last request, no implicit transaction is open. */
+  onReadyFrame(): void {
+    if (this.plan.pending <= 1) this.unsynced = false;
   }
 
   onData(chunk: Buffer): void {
     const c = this.client;
     c.cork();
     try {
-      this.serverScanner.push(chunk, this.serverSink);
+      this.sink.scanner.push(chunk, this.sink);
     } catch (e) {
       this.deps.onFatal(e, 'protocol', false);
       return;
     } finally {
       c.uncork();
     }
-    if (this.readySeen) {
-      this.readySeen = false;
+    if (this.sink.readySeen) {
+      this.sink.readySeen = false;
       this.afterReady();
     }
   }
@@ -307,8 +284,8 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
       return;
     }
     const lease = this.lease!;
-    if (this.retry.active) {
-      this.queue.unshift(this.retry.take());
+    if (this.sink.retry.active) {
+      this.queue.unshift(this.sink.retry.take());
       this.detach();
       return this.next(lease, true, true);
     }
@@ -316,8 +293,13 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
       this.sealed = false; // pinned (e.g. a hinted PREPARE on a replica): what waited goes to this server
       return this.replayQueue(true);
     }
+    if (this.diverted) {
+      this.diverted = false;
+      // The replica failed before pgnear's Sync: Postgres would have skipped the client's messages up to its Sync.
+      if (this.sink.failedBeforeReady) this.deps.messages.skipUntilSync();
+    }
     // Once sealed, bytes of a next request are not this server's business.
-    if (this.pinnedBy || (!this.clientScanner.atBoundary() && !this.sealed) || !this.serverScanner.atBoundary()) return;
+    if (this.pinnedBy || (!this.clientScanner.atBoundary() && !this.sealed) || !this.sink.scanner.atBoundary()) return;
     const job = lease.finish();
     if (!job) {
       this.detach();
@@ -344,13 +326,8 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
     lease.release(reusable);
     // What pgnear answers itself (SHOW pgnear.*, a known Parse, …) must not borrow a server that never replies.
     if (!retry) this.queue.consumeWhile((f) => this.deps.messages.handleIdle(f[0], f, this.plan));
-    if (retry || this.queue.hasRequest()) this.startAcquire(retry);
+    if (retry || this.queue.long || this.queue.hasRequest()) this.startAcquire(retry);
     else this.client.resume();
-  }
-
-  private writeHeld(): void {
-    const held = this.retry.disarm();
-    if (held) this.client.write(held);
   }
 
   private onIdleInTransaction(): void {
@@ -376,7 +353,7 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
 
   onClose(): void {
     if (this.state !== 'attached') return;
-    const canReport = !this.sawFatal && this.serverScanner.atBoundary();
+    const canReport = !this.sink.sawFatal && this.sink.scanner.atBoundary();
     this.detach();
     this.lease?.release(false);
     this.lease = null;
@@ -396,7 +373,7 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
     if (prev === 'finishing') return lease!.release(false);
     // Messages since the last ReadyForQuery may have opened an implicit transaction that only the server knows.
     const clean =
-      !this.unsynced && this.plan.pending === 0 && this.clientScanner.atBoundary() && this.serverScanner.atBoundary();
+      !this.unsynced && this.plan.pending === 0 && this.clientScanner.atBoundary() && this.sink.scanner.atBoundary();
     this.plan.clear();
     if (this.detach() && lease) endLease(lease, clean && !this.pinnedBy);
   }
