@@ -24,6 +24,7 @@ const input = (write: boolean, minLsn: bigint | null): RouteInput => ({
   rule: null,
   minLsn,
   knownWrite: false,
+  serializable: false,
 });
 
 export async function classifierCases(): Promise<MicroCase[]> {

@@ -250,6 +250,7 @@ async function classifierCost(): Promise<ClassifierRow[]> {
         rule: null,
         minLsn: 900n,
         knownWrite: false,
+        serializable: false,
       },
       nodes,
       cfg,

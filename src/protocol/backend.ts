@@ -12,6 +12,8 @@ export interface ErrorFields {
   message: string;
   detail?: string;
   hint?: string;
+  /** R: the server routine; drivers match some errors by it (pgjdbc re-prepares after RevalidateCachedQuery). */
+  routine?: string;
 }
 
 /** ErrorResponse / NoticeResponse with the fields Postgres always sends (S, V, C, M). */
@@ -24,6 +26,7 @@ export function encodeError(f: ErrorFields, type: number = BE.ErrorResponse): Bu
   w.byte(0x4d).cstr(f.message); // M
   if (f.detail) w.byte(0x44).cstr(f.detail); // D
   if (f.hint) w.byte(0x48).cstr(f.hint); // H
+  if (f.routine) w.byte(0x52).cstr(f.routine); // R
   w.byte(0);
   return w.end().finish();
 }

@@ -48,7 +48,8 @@ export type RouteReason =
   | 'lag_excluded'
   | 'no_replica'
   | 'retry_25006'
-  | 'known_write';
+  | 'known_write'
+  | 'serializable';
 export type Consistency = 'session' | 'global' | 'token' | 'eventual';
 export type LsnPolicy = 'wait' | 'primary' | 'fastest';
 export type RouteTarget = 'primary' | 'replica';
@@ -86,6 +87,8 @@ export interface RouteInput {
   minLsn: bigint | null;
   /** Fingerprint previously failed with 25006 on a replica. */
   knownWrite: boolean;
+  /** Serializable isolation (the transaction's, or the session's default): a hot standby refuses it (0A000). */
+  serializable: boolean;
 }
 
 export interface RouterConfig {
@@ -228,6 +231,7 @@ export function route(input: RouteInput, nodes: RouteNodes, cfg: RouterConfig): 
   if (target === 'replica') return read(input, nodes, primary, cfg, via);
   if (input.write) return toPrimary(primary, 'write');
   if (input.knownWrite) return toPrimary(primary, 'known_write');
+  if (input.serializable) return toPrimary(primary, 'serializable');
   if (input.inTransaction) {
     if (!input.txnReadOnly) return toPrimary(primary, 'in_transaction');
     if (cfg.transactions === 'primary' && primary !== null) return toPrimary(primary, 'in_transaction');

@@ -127,6 +127,11 @@ export class ResponsePlan {
     return kind === Slot.Hidden ? Verdict.Drop : Verdict.Forward;
   }
 
+  /** Tag of the slot the next reply answers (0: none). */
+  get headTag(): number {
+    return this.len > 0 ? this.tagAt(this.head) : 0;
+  }
+
   /** A synthetic reply is due: forward the current frame first, then call drainSynthetic. */
   get syntheticDue(): boolean {
     return this.len > 0 && this.kindAt(this.head) === Slot.Synthetic;

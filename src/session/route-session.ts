@@ -12,6 +12,11 @@ import { parseOptions } from './session-params.js';
 
 const TXN_START = /^(?:\s|--[^\n]*\n|\/\*[^]*?\*\/)*(?:begin|start\s+transaction)\b/i;
 const READ_ONLY = /\bread\s+only\b/i;
+/**
+ * Drivers asking whether the session can write (pgjdbc's targetServerType=primary, libpq's target_session_attrs):
+ * through pgnear it can, so the primary answers them, not a replica.
+ */
+const WRITABLE_PROBE = /^\s*(?:show\s+transaction_read_only|select\s+pg_catalog\.pg_is_in_recovery\(\))\s*;?\s*$/i;
 /** A hot standby refuses serializable transactions (0A000), read-only ones too: they stay on the primary. */
 const SERIALIZABLE = /\bserializable\b/i;
 const PGNEAR_SET = /^\s*(set|reset|show)\s+(?:session\s+)?pgnear\.(\w+)\s*(?:(?:=|to)\s*'?([^';]*?)'?)?\s*;?\s*$/i;
@@ -79,11 +84,19 @@ export class RouteSession {
     private readonly r: RoutingServices,
     private readonly who: { user: string; database: string; applicationName: string },
     startup: Map<string, string>,
+    /** The client's current session settings (SessionParams). */
+    private readonly session: { get(name: string): string | undefined } | null = null,
   ) {
     this.consistency = r.consistency;
     const opts = startup.get('options');
-    const settings: [string, string][] = [...startup.entries(), ...(opts ? parseOptions(opts) : [])];
+    // As in Postgres, startup parameters win over -c options.
+    const settings: [string, string][] = [...(opts ? parseOptions(opts) : []), ...startup.entries()];
     for (const [k, v] of settings) if (k.toLowerCase().startsWith('pgnear.')) this.set(k.slice(7).toLowerCase(), v);
+  }
+
+  /** The session's default isolation is serializable (startup, SET, SET SESSION CHARACTERISTICS). */
+  private serializableSession(): boolean {
+    return this.session?.get('default_transaction_isolation')?.toLowerCase() === 'serializable';
   }
 
   /** The LSN a read must observe under the client's consistency scope. */
@@ -158,7 +171,7 @@ export class RouteSession {
           reqWrite = true;
           // SET/RESET/set_config change the session, not data: no WAL position to wait for afterwards.
           if (!(a.count === 1 && (a.sets.length > 0 || a.resets.length > 0 || a.resetAll))) dataWrite = true;
-        }
+        } else if (sql.length < 64 && WRITABLE_PROBE.test(sql)) reqWrite = true;
         if (this.r.knownWrites.has(sql)) known = true;
       }
       if (covers === 0) txn ||= TXN_START.test(req[0] ?? '');
@@ -221,7 +234,8 @@ export class RouteSession {
     return {
       write,
       inTransaction: txn,
-      txnReadOnly: txn && READ_ONLY.test(begin ?? sql) && !SERIALIZABLE.test(begin ?? sql),
+      txnReadOnly: txn && READ_ONLY.test(begin ?? sql),
+      serializable: (txn && SERIALIZABLE.test(begin ?? sql)) || this.serializableSession(),
       hint: parseHints(sql),
       sessionRoute: this.route,
       rule,

@@ -7,7 +7,8 @@ import type { ServerConn } from '../pool/server-conn.js';
 import { PLAN_WATCH, type ResponsePlan, Verdict } from './response-plan.js';
 import { ReadOnlyRetry, RetryVerdict } from './retry-readonly.js';
 
-const SERVER_WATCH = watchTable([...PLAN_WATCH, BE.ParameterStatus]);
+// ParameterDescription: held with the other replies to Describe while a 25006 retry is possible.
+const SERVER_WATCH = watchTable([...PLAN_WATCH, BE.ParameterStatus, BE.ParameterDescription]);
 const SERVER_MAX_FRAME = 0x40000000;
 
 /**
@@ -33,6 +34,8 @@ export interface ServerSide {
   emit(b: Buffer): boolean;
   /** A ReadyForQuery arrived, before the response plan counts it. */
   onReadyFrame(): void;
+  /** The server refused the prepared statement of the slot tagged `tag`: its result type changed. */
+  onStalePlan(tag: number): void;
 }
 
 /** An object with methods rather than a literal with closures: memory per idle client. */
@@ -84,6 +87,8 @@ export class ServerSink implements FrameSink {
       if (sev === 'FATAL' || sev === 'PANIC') this.sawFatal = true;
       this.errored = true;
       code = fields.get('C');
+      // "cached plan must not change result type" (the routine name does not depend on lc_messages)
+      if (code === '0A000' && fields.get('R') === 'RevalidateCachedQuery') this.r.onStalePlan(this.r.plan.headTag);
     }
     const plan = this.r.plan;
     if (this.retry.armed) {
@@ -91,8 +96,16 @@ export class ServerSink implements FrameSink {
       // the client first; anything but a held frame reaching it ends the chance of a retry.
       this.scanner.flush();
       // A replica refused a write we took for a read, before anything reached the client: redo it on the primary.
-      if (this.retry.armed && this.retry.onFrame(type, f, code) !== RetryVerdict.Pass) {
+      const rv = this.retry.armed ? this.retry.onFrame(type, code) : RetryVerdict.Pass;
+      if (rv === RetryVerdict.Swallow) {
         plan.onServerFrame(type);
+        return false;
+      }
+      if (rv === RetryVerdict.Hold) {
+        if (plan.onServerFrame(type) !== Verdict.Drop) this.retry.hold(f);
+        plan.drainSynthetic(); // pgnear's replies due now are held behind it (see TxRelay.emit)
+        // Nothing more is owed (a Describe answered before a Flush): no statement ran, the client gets it all now.
+        if (plan.pending === 0) this.writeHeld();
         return false;
       }
       this.writeHeld();
@@ -112,7 +125,8 @@ export class ServerSink implements FrameSink {
     return true;
   }
 
-  private writeHeld(): void {
+  /** Write what the retry held, and give up the retry. */
+  writeHeld(): void {
     const held = this.retry.disarm();
     if (held) this.r.emit(held);
   }

@@ -63,23 +63,47 @@ const sharedDefaults = new Map<string, ReadonlyMap<string, string>>();
 const EMPTY_SETTINGS: ReadonlyMap<string, string> = new Map();
 
 function defaultsOf(startup: Map<string, string>): ReadonlyMap<string, string> {
-  const own: [string, string][] = [];
+  // As in Postgres, -c options apply first and startup parameters over them (pgjdbc sends DateStyle=ISO and
+  // TimeZone itself; a DateStyle of only a style keeps the order the options gave, as SET DateStyle does).
+  const own = new Map<string, string>();
+  const opts = startup.get('options');
+  if (opts) for (const [k, v] of parseOptions(opts)) if (!isOwn(k)) own.set(k.toLowerCase(), v);
   for (const [k, v] of startup) {
     if (NOT_SETTINGS.has(k) || isOwn(k)) continue;
-    own.push([k.toLowerCase(), v]);
+    const name = k.toLowerCase();
+    const before = own.get(name);
+    own.set(name, name === 'datestyle' && before !== undefined ? mergeDateStyle(before, v) : v);
   }
-  const opts = startup.get('options');
-  if (opts) for (const [k, v] of parseOptions(opts)) if (!isOwn(k)) own.push([k, v]);
-  if (own.length === 0) return EMPTY_SETTINGS;
+  if (own.size === 0) return EMPTY_SETTINGS;
   let key = '';
   for (const [k, v] of own) key += `${k}\0${v}\0`;
   let m = sharedDefaults.get(key);
   if (!m) {
     if (sharedDefaults.size >= 256) sharedDefaults.clear();
-    m = new Map(own);
+    m = own;
     sharedDefaults.set(key, m);
   }
   return m;
+}
+
+const DATE_STYLES = new Set(['iso', 'sql', 'postgres', 'german']);
+const DATE_ORDERS: Record<string, string> = { dmy: 'DMY', mdy: 'MDY', ymd: 'YMD', euro: 'DMY', european: 'DMY' };
+Object.assign(DATE_ORDERS, { us: 'MDY', noneuro: 'MDY', noneuropean: 'MDY' });
+
+/** DateStyle `over` set after `base`: each part (output style, field order) it leaves out stays as it was. */
+export function mergeDateStyle(base: string, over: string): string {
+  const part = (v: string) => {
+    let style: string | undefined;
+    let order: string | undefined;
+    for (const w of v.toLowerCase().split(/[\s,]+/)) {
+      if (DATE_STYLES.has(w)) style = w === 'postgres' ? 'Postgres' : w === 'german' ? 'German' : w.toUpperCase();
+      else if (DATE_ORDERS[w]) order = DATE_ORDERS[w];
+    }
+    return { style, order };
+  };
+  const b = part(base);
+  const o = part(over);
+  return [o.style ?? b.style, o.order ?? b.order].filter(Boolean).join(', ');
 }
 
 export class SessionParams {
@@ -99,6 +123,11 @@ export class SessionParams {
   constructor(startup: Map<string, string>) {
     this.defaults = defaultsOf(startup);
     this.cur = this.defaults;
+  }
+
+  /** One current setting (no copy of the shared defaults). */
+  get(name: string): string | undefined {
+    return this.cur.get(name);
   }
 
   /** The client's current settings, as a map of its own (copied from the shared defaults on first use). */

@@ -14,6 +14,8 @@ export interface ClientStatement {
   types: Buffer;
   /** Session effects of the text, applied each time it is bound (set by TxMessages). */
   effects?: SqlEffects;
+  /** The plan generation of the shared statement when the client prepared it (see invalidatePlan). */
+  gen: number;
 }
 
 /** pgnear's name for (text, parameter types): deterministic, so no global registry is needed. */
@@ -25,10 +27,11 @@ export function sharedName(sql: string, types: Buffer): string {
 export class ServerStatements {
   /** Names evicted from the cache, to Close on the server before its next request. */
   readonly toClose: string[] = [];
-  private readonly cache: LRUCache<string, true>;
+  /** Name → the plan generation it was prepared in (see invalidatePlan). */
+  private readonly cache: LRUCache<string, number>;
 
   constructor(max: number) {
-    this.cache = new LRUCache<string, true>({
+    this.cache = new LRUCache<string, number>({
       max,
       dispose: (_v, name, reason) => {
         if (reason === 'evict') this.toClose.push(name);
@@ -36,18 +39,24 @@ export class ServerStatements {
     });
   }
 
-  has(name: string): boolean {
-    if (this.cache.get(name) === true) return true;
+  /** The generation the server prepared it in; undefined if it does not hold it. */
+  genOf(name: string): number | undefined {
+    const g = this.cache.get(name);
+    if (g !== undefined) return g;
     // Evicted but not closed yet: the server still holds it (a second Parse would fail with 42P05), so keep it.
     const i = this.toClose.indexOf(name);
-    if (i < 0) return false;
+    if (i < 0) return undefined;
     this.toClose.splice(i, 1);
-    this.cache.set(name, true);
-    return true;
+    this.cache.set(name, 0);
+    return 0;
   }
 
-  add(name: string): void {
-    this.cache.set(name, true);
+  has(name: string): boolean {
+    return this.genOf(name) !== undefined;
+  }
+
+  add(name: string, gen = 0): void {
+    this.cache.set(name, gen);
   }
 
   /** The server lost it (its Parse failed). */
@@ -60,6 +69,25 @@ export class ServerStatements {
     this.cache.clear();
     this.toClose.length = 0;
   }
+}
+
+/**
+ * DDL can change a statement's result type, which Postgres refuses for a statement prepared before (0A000 "cached
+ * plan must not change result type", until the client prepares it again). A shared statement outlives the clients
+ * that prepared it, so when a server refuses one, its generation moves on: servers prepare it afresh before its next
+ * use, and clients that prepared it before get the same 0A000 from pgnear (their driver holds the old row shape)
+ * until they prepare it again, as with Postgres itself. Only statements that ever went stale are kept here.
+ */
+const staleGens = new LRUCache<string, number>({ max: 10_000 });
+let anyStale = false;
+
+export function planGeneration(scope: string, shared: string): number {
+  return anyStale ? (staleGens.get(`${scope}\0${shared}`) ?? 0) : 0;
+}
+
+export function invalidatePlan(scope: string, shared: string): void {
+  staleGens.set(`${scope}\0${shared}`, planGeneration(scope, shared) + 1);
+  anyStale = true;
 }
 
 const perServer = new WeakMap<ServerConn, ServerStatements>();

@@ -105,6 +105,7 @@ class TxClient implements TxRelayDeps, LeaseDeps {
       ctx.routing,
       { user, database, applicationName: startup.get('application_name') ?? '' },
       startup,
+      params,
     );
     const primary = ctx.primary();
     const scope = scopeOf(primary.host, primary.port, database);

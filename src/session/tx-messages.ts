@@ -1,6 +1,6 @@
 // Client messages in transaction mode: renames prepared statements to pgnear's shared names, answers what
 // the server must not see, and notes session effects (SET, pins) of the SQL the client runs.
-import { encodeError, encodeReady, RFQ_IDLE, RFQ_IN_TX } from '../protocol/backend.js';
+import { encodeError, type ErrorFields, encodeReady, RFQ_IDLE, RFQ_IN_TX } from '../protocol/backend.js';
 import type { DeallocateTarget } from '../routing/deallocate.js';
 import { FE, type TxStatus } from '../protocol/codes.js';
 import {
@@ -15,33 +15,31 @@ import {
   rewriteBindStatement,
 } from '../protocol/extended.js';
 import { decodeQuery } from '../protocol/frontend.js';
-import type { ServerConn } from '../pool/server-conn.js';
-import type { PinReason, SqlEffects } from './context.js';
+import type { SqlEffects } from './context.js';
 import { type ResponsePlan, Slot } from './response-plan.js';
 import { LocalDeallocate, ownDeallocate, runDeallocate } from './local-deallocate.js';
-import type { Intercepted } from './route-session.js';
+import type { SqlAnalyzerHook, TxOutput, TxRouteHooks } from './tx-ports.js';
 import type { SessionParams } from './session-params.js';
 import { ownedCopy } from '../util/bytes.js';
 import {
   type ClientStatement,
   ClientStatements,
+  invalidatePlan,
   isKnownGood,
   markGood,
+  planGeneration,
   type ServerStatements,
   serverStatements,
   sharedName,
 } from './statements.js';
 
-/** What the handler needs from the relay that owns the server connection. */
-export interface TxOutput {
-  /** Write bytes to the server after whatever the client scanner has pending. */
-  send(bytes: Buffer): void;
-  readonly plan: ResponsePlan;
-  readonly server: ServerConn;
-  pin(reason: PinReason): void;
-  /** The client keeps this server until it leaves (SQL-level PREPAREs may live on it). */
-  readonly pinned: boolean;
-}
+/** Postgres' own error for a statement whose result type changed since it was prepared (routine included). */
+const STALE_PLAN: ErrorFields = {
+  severity: 'ERROR',
+  code: '0A000',
+  message: 'cached plan must not change result type',
+  routine: 'RevalidateCachedQuery',
+};
 
 const OWN_SETTING = /^\s*(?:set|reset)\s+(?:session\s+)?pgnear\./i;
 const DISCARD_ALL = /^\s*discard\s+all\s*;?\s*$/i;
@@ -54,21 +52,8 @@ interface ParseTag {
   ss: ServerStatements | null;
   /** A Close pgnear answered: the statement to put back if the reply is dropped (the server skipped it). */
   restore?: ClientStatement;
-}
-
-/** What TxMessages asks of the client's routing state (RouteSession implements it). */
-export interface TxRouteHooks {
-  /** pgnear's own reply to a Query, without ReadyForQuery; null = not ours. */
-  intercept(query: Buffer, status: TxStatus, detached: boolean): Intercepted | null;
-  /** The client is in a transaction pgnear deferred (its idle Sync answers 'T'). */
-  readonly deferredTxn: boolean;
-  /** A SET/RESET pgnear.* that ran through the extended protocol. */
-  applySetting(sql: string): void;
-}
-
-/** Objects, not closures: a closure and its context per client each cost memory per idle client. */
-export interface SqlAnalyzerHook {
-  analyze(sql: string): SqlEffects;
+  /** A Bind of the shared statement (tagged so a stale-plan error can name its statement). */
+  bind?: true;
 }
 
 type Effects = SqlEffects & { readonly dropsStatements?: boolean; readonly ownSetting?: string };
@@ -171,7 +156,8 @@ export class TxMessages {
           this.fail(plan, '42P05', `prepared statement "${p.name}" already exists`);
           return true;
         }
-        const st: ClientStatement = { shared, sql: p.sql, types: ownedCopy(p.types), effects };
+        const gen = planGeneration(this.scope, shared);
+        const st: ClientStatement = { shared, sql: p.sql, types: ownedCopy(p.types), effects, gen };
         if (!this.statements.add(p.name, st)) return false;
         plan.push(Slot.Synthetic, 0, PARSE_COMPLETE);
         return true;
@@ -211,6 +197,21 @@ export class TxMessages {
     return true;
   }
 
+  /** The server refused the statement of the slot tagged `tag` (0A000, its result type changed): see invalidatePlan. */
+  stalePlan(tag: number): void {
+    const t = this.tags?.get(tag);
+    if (t?.bind) invalidatePlan(this.scope, t.shared);
+  }
+
+  /** A request is redone on another server (25006): the statements its Parses named are parsed again there. */
+  undoParses(batch: readonly Buffer[]): void {
+    for (const f of batch) {
+      if (f[0] !== FE.Parse) continue;
+      const name = decodeParse(f).name;
+      if (name !== '') this.statements.delete(name);
+    }
+  }
+
   /** A request failed where pgnear split it (a diverted replica read): skip the client's messages up to Sync. */
   skipUntilSync(): void {
     this.localError = true;
@@ -221,6 +222,7 @@ export class TxMessages {
     const t = this.tags?.get(tag);
     if (!t) return;
     this.tags!.delete(tag);
+    if (t.bind) return;
     if (ok) {
       markGood(this.scope, t.shared);
       return;
@@ -233,7 +235,7 @@ export class TxMessages {
     t.ss?.forget(t.shared);
   }
 
-  /** Close statements the server evicted from its cache before the client's messages run. */
+  /** Close statements the server evicted from its cache, or whose plans went stale, before the client's messages. */
   closeEvicted(out: TxOutput): void {
     const ss = serverStatements(out.server, this.maxPrepared);
     for (const name of ss.toClose.splice(0)) {
@@ -254,7 +256,9 @@ export class TxMessages {
     }
     if (this.statements.has(p.name))
       return this.fail(out.plan, '42P05', `prepared statement "${p.name}" already exists`);
-    const st: ClientStatement = { shared: sharedName(p.sql, p.types), sql: p.sql, types: ownedCopy(p.types), effects };
+    const shared = sharedName(p.sql, p.types);
+    const gen = planGeneration(this.scope, shared);
+    const st: ClientStatement = { shared, sql: p.sql, types: ownedCopy(p.types), effects, gen };
     if (!this.statements.add(p.name, st)) {
       return this.fail(
         out.plan,
@@ -262,13 +266,12 @@ export class TxMessages {
         `too many prepared statements on this connection (pgnear keeps at most ${this.maxPrepared * 10})`,
       );
     }
-    const ss = serverStatements(out.server, this.maxPrepared);
-    if (ss.has(st.shared)) {
+    const ss = this.onServer(st, out);
+    if (ss === null) {
       // Tagged: if the server skips this point (an earlier error), the client statement must not exist either.
       out.plan.push(Slot.Synthetic, this.tag(p.name, st.shared, null), PARSE_COMPLETE);
       return false;
     }
-    ss.add(st.shared);
     out.send(encodeParse(st.shared, st.sql, st.types));
     out.plan.push(Slot.Ext, this.tag(p.name, st.shared, ss));
     return false;
@@ -283,10 +286,12 @@ export class TxMessages {
       out.plan.push(Slot.Ext);
       return true;
     }
+    // The client prepared it before its plan went stale: Postgres would refuse it until it is prepared again.
+    if (st.gen !== planGeneration(this.scope, st.shared)) return this.fail(out.plan, STALE_PLAN);
     this.ensurePrepared(st, out);
     if (st.effects) this.apply(st.effects, out);
     out.send(rewriteBindStatement(f, st.shared));
-    out.plan.push(Slot.Ext);
+    out.plan.push(Slot.Ext, this.bindTag(st.shared));
     return false;
   }
 
@@ -317,12 +322,35 @@ export class TxMessages {
   }
 
   /** The server lacks the shared statement (another server prepared it, or it was evicted): prepare it quietly. */
-  private ensurePrepared(st: { shared: string; sql: string; types: Buffer }, out: TxOutput): void {
-    const ss = serverStatements(out.server, this.maxPrepared);
-    if (ss.has(st.shared)) return;
-    ss.add(st.shared);
+  private ensurePrepared(st: ClientStatement, out: TxOutput): void {
+    const ss = this.onServer(st, out);
+    if (ss === null) return;
     out.send(encodeParse(st.shared, st.sql, st.types));
     out.plan.push(Slot.Hidden, this.tag('', st.shared, ss));
+  }
+
+  /**
+   * null: the attached server holds the statement in its current plan generation. Otherwise the server's
+   * statements, the statement recorded there, and a stale version closed first: the caller sends the Parse.
+   */
+  private onServer(st: ClientStatement, out: TxOutput): ServerStatements | null {
+    const ss = serverStatements(out.server, this.maxPrepared);
+    const gen = planGeneration(this.scope, st.shared);
+    const had = ss.genOf(st.shared);
+    if (had === gen) return null;
+    if (had !== undefined) {
+      out.send(encodeTarget(FE.Close, KIND_STATEMENT, st.shared));
+      out.plan.push(Slot.Hidden);
+    }
+    ss.add(st.shared, gen);
+    return ss;
+  }
+
+  /** Tag of a Bind slot: if its statement's plan turns out stale, stalePlan finds the statement by it. */
+  private bindTag(shared: string): number {
+    const t = this.tag('', shared, null);
+    this.tags!.get(t)!.bind = true;
+    return t;
   }
 
   /** The analyzer's effects, plus whether the SQL drops every prepared statement (drivers send it either way). */
@@ -349,9 +377,10 @@ export class TxMessages {
     serverStatements(out.server, this.maxPrepared).clear();
   }
 
-  private fail(plan: ResponsePlan, code: string, message: string): boolean {
+  private fail(plan: ResponsePlan, code: string | ErrorFields, message = ''): boolean {
     this.localError = true;
-    plan.push(Slot.Synthetic, 0, encodeError({ severity: 'ERROR', code, message }));
+    const fields: ErrorFields = typeof code === 'string' ? { severity: 'ERROR', code, message } : code;
+    plan.push(Slot.Synthetic, 0, encodeError(fields));
     return false;
   }
 

@@ -11,7 +11,7 @@ import type { PinReason } from './context.js';
 import { type PlanOutput, ResponsePlan, Slot } from './response-plan.js';
 import { RequestQueue } from './request-queue.js';
 import { endLease, type Lease, type LeaseReceiver } from './server-lease.js';
-import type { TxOutput } from './tx-messages.js';
+import type { TxOutput } from './tx-ports.js';
 import type { TxRelayDeps } from './context.js';
 import { ServerSink, type ServerSide } from './server-sink.js';
 
@@ -111,6 +111,11 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
 
   /** PlanOutput: pgnear's own reply bytes, in their place in the stream. */
   emit(b: Buffer): boolean {
+    // While a 25006 retry is possible nothing reaches the client, pgnear's own replies included.
+    if (this.sink.retry.armed) {
+      this.sink.retry.hold(b);
+      return true;
+    }
     return this.client.write(b);
   }
 
@@ -249,6 +254,11 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
     return conn;
   }
 
+  /** ServerSide: the statement of the slot tagged `tag` has a stale plan. */
+  onStalePlan(tag: number): void {
+    this.deps.messages.stalePlan(tag);
+  }
+
   /** ServerSide: a ReadyForQuery arrived; if it answers the last request, no implicit transaction is open. */
   onReadyFrame(): void {
     if (this.plan.pending <= 1) this.unsynced = false;
@@ -285,7 +295,9 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
     }
     const lease = this.lease!;
     if (this.sink.retry.active) {
-      this.queue.unshift(this.sink.retry.take());
+      const redo = this.sink.retry.take();
+      this.deps.messages.undoParses(redo);
+      this.queue.unshift(redo);
       this.detach();
       return this.next(lease, true, true);
     }

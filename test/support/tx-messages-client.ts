@@ -3,7 +3,8 @@ import type { ServerConn } from '../../src/pool/server-conn.js';
 import type { PinReason, SqlEffects } from '../../src/session/context.js';
 import { ResponsePlan, Verdict } from '../../src/session/response-plan.js';
 import { SessionParams } from '../../src/session/session-params.js';
-import { type TxOutput, TxMessages } from '../../src/session/tx-messages.js';
+import { TxMessages } from '../../src/session/tx-messages.js';
+import type { TxOutput } from '../../src/session/tx-ports.js';
 
 export const NONE: SqlEffects = { sets: [], resets: [], resetAll: false, pins: [] };
 export const NO_TYPES = Buffer.from([0, 0]);

@@ -30,6 +30,7 @@ function decide(sql: string, over: Partial<RouteInput> = {}) {
     rule: null,
     minLsn: null,
     knownWrite: false,
+    serializable: false,
     ...over,
   };
   return route(input, NODES, CFG);

@@ -53,6 +53,7 @@ const READ: RouteInput = {
   rule: null,
   minLsn: null,
   knownWrite: false,
+  serializable: false,
 };
 
 const CFG: RouterConfig = {
@@ -95,6 +96,15 @@ const CASES: Record<string, Case> = {
   },
   'write in a read-only transaction → primary (write)': { in: { ...RO_TXN, ...W }, want: ['p', 'write'] },
   'txnReadOnly outside a transaction is ignored': { in: { txnReadOnly: true }, want: ['ams1', 'read'] },
+  'serializable read (hot standbys refuse it) → primary': { in: { serializable: true }, want: ['p', 'serializable'] },
+  'serializable read-only transaction → primary': {
+    in: { ...RO_TXN, serializable: true },
+    want: ['p', 'serializable'],
+  },
+  'hint replica wins over serializable': {
+    in: { serializable: true, ...hint({ route: 'replica' }) },
+    want: ['ams1', 'hint'],
+  },
   'hint primary on a read': { in: hint({ route: 'primary' }), want: ['p', 'hint'] },
   'hint replica on a write': { in: { ...W, ...hint({ route: 'replica' }) }, want: ['ams1', 'hint'] },
   'hint replica in a read-write transaction': {

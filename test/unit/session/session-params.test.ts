@@ -1,7 +1,13 @@
 // Session settings under transaction pooling: libpq options, sync SQL between client and server, read-back.
 import { describe, expect, it } from 'vitest';
 import type { ServerConn } from '../../../src/pool/server-conn.js';
-import { appliedOn, parseOptions, quoteLiteral, SessionParams } from '../../../src/session/session-params.js';
+import {
+  appliedOn,
+  mergeDateStyle,
+  parseOptions,
+  quoteLiteral,
+  SessionParams,
+} from '../../../src/session/session-params.js';
 
 const conn = () => ({}) as ServerConn;
 const startup = (o: Record<string, string>) => new Map(Object.entries(o));
@@ -64,7 +70,7 @@ describe('quoteLiteral', () => {
 });
 
 describe('SessionParams', () => {
-  it('startup parameters and -c options become wanted settings; user/database/options/replication do not', () => {
+  it('startup parameters and -c options (the parameters winning, as in Postgres) become wanted settings; user/database/options/replication do not', () => {
     const p = new SessionParams(
       startup({
         user: 'alice',
@@ -76,7 +82,7 @@ describe('SessionParams', () => {
       }),
     );
     expect(Object.fromEntries(p.wanted)).toEqual({
-      application_name: 'from_options',
+      application_name: 'psql',
       datestyle: 'ISO',
       search_path: 's1',
       statement_timeout: '5s',
@@ -215,7 +221,7 @@ describe('SessionParams', () => {
     expect(appliedOn(c).size).toBe(0);
     expect(p.dirty.size).toBe(0);
     expect(p.syncSql(c)).toBe(
-      "SELECT pg_catalog.set_config('application_name', 'a', false), pg_catalog.set_config('search_path', 's1', false)",
+      "SELECT pg_catalog.set_config('search_path', 's1', false), pg_catalog.set_config('application_name', 'a', false)",
     );
   });
 
@@ -228,5 +234,35 @@ describe('SessionParams', () => {
     expect(p.syncSql(c2)).not.toBeNull();
     expect(appliedOn(c1)).toBe(appliedOn(c1));
     expect(appliedOn(c1)).not.toBe(appliedOn(c2));
+  });
+});
+
+describe('startup parameters over -c options (as Postgres applies them)', () => {
+  it('a startup parameter wins over the same -c option', () => {
+    const p = new SessionParams(
+      new Map([
+        ['options', '-c TimeZone=America/New_York -c work_mem=8MB'],
+        ['TimeZone', 'Asia/Tokyo'],
+      ]),
+    );
+    expect(p.get('timezone')).toBe('Asia/Tokyo');
+    expect(p.get('work_mem')).toBe('8MB');
+  });
+
+  it('DateStyle=ISO over -c DateStyle=SQL,DMY keeps the DMY order (pgjdbc needs ISO first)', () => {
+    const p = new SessionParams(
+      new Map([
+        ['options', '-c DateStyle=SQL,DMY'],
+        ['DateStyle', 'ISO'],
+      ]),
+    );
+    expect(p.get('datestyle')).toBe('ISO, DMY');
+  });
+
+  it('mergeDateStyle takes each part from the later value when it has one', () => {
+    expect(mergeDateStyle('SQL, DMY', 'ISO')).toBe('ISO, DMY');
+    expect(mergeDateStyle('ISO, MDY', 'euro')).toBe('ISO, DMY');
+    expect(mergeDateStyle('German', 'Postgres, YMD')).toBe('Postgres, YMD');
+    expect(mergeDateStyle('sql', 'us')).toBe('SQL, MDY');
   });
 });

@@ -9,7 +9,7 @@ const types = (...oids: number[]): Buffer => {
   oids.forEach((o, i) => b.writeInt32BE(o, 2 + 4 * i));
   return b;
 };
-const st = (sql: string) => ({ shared: sharedName(sql, types()), sql, types: types() });
+const st = (sql: string) => ({ shared: sharedName(sql, types()), sql, types: types(), gen: 0 });
 
 describe('sharedName', () => {
   it('is deterministic', () => {

@@ -362,6 +362,48 @@ describe('Close', () => {
   });
 });
 
+describe('stale plans (0A000 cached plan must not change result type)', () => {
+  it('the statement is prepared afresh on servers; clients that prepared it before get 0A000 until they re-prepare', () => {
+    const server = {} as ServerConn;
+    const text = 'SELECT * FROM stale_t';
+    const shared = sharedName(text, NO_TYPES);
+    const a = client();
+    a.out.server = server;
+    a.feed(serialize.parse({ name: 'a', text }));
+    a.reply(BE.ParseComplete);
+    a.feed(serialize.bind({ statement: 'a' }));
+    // The server refuses the Bind: its statement's result type changed (DDL).
+    a.m.stalePlan(a.plan.headTag);
+    a.reply(BE.ErrorResponse);
+    a.feed(serialize.sync());
+    a.reply(BE.ReadyForQuery);
+    a.sent.length = 0;
+    a.emitted.length = 0;
+    // A's statement predates it: pgnear refuses it as Postgres would, without a server.
+    expect(a.feed(serialize.bind({ statement: 'a' }))).toBe(false);
+    expect(a.sent).toHaveLength(0);
+    expect(decodeErrorFields(a.emitted[0]).get('C')).toBe('0A000');
+    a.feed(serialize.sync());
+    a.reply(BE.ReadyForQuery);
+    // A client preparing the text now gets it prepared afresh: the stale one is closed first.
+    const b = client();
+    b.out.server = server;
+    b.feed(serialize.parse({ name: 's', text }));
+    expect(b.sent.map((f) => String.fromCharCode(f[0]))).toEqual(['C', 'P']);
+    expect(b.reply(BE.CloseComplete)).toBe(false);
+    expect(b.reply(BE.ParseComplete)).toBe(true);
+    b.sent.length = 0;
+    expect(b.feed(serialize.bind({ statement: 's' }))).toBe(false);
+    expect(bindStatement(b.sent[0])).toBe(shared);
+    // A prepares it again: the server's fresh one serves it.
+    a.sent.length = 0;
+    a.feed(serialize.close({ type: 'S', name: 'a' }));
+    a.feed(serialize.parse({ name: 'a', text }));
+    expect(a.feed(serialize.bind({ statement: 'a' }))).toBe(false);
+    expect(a.sent.map((f) => String.fromCharCode(f[0]))).toEqual(['B']);
+  });
+});
+
 describe('unnamed statements and other messages', () => {
   it('pass through untouched, each with its slot', () => {
     const c = client();
