@@ -82,6 +82,7 @@ export const SQLSTATE = {
   InternalError: 'XX000',
   ProgramLimitExceeded: '54000',
   ReadOnlySqlTransaction: '25006',
+  InvalidParameterValue: '22023',
 } as const;
 export type SqlState = (typeof SQLSTATE)[keyof typeof SQLSTATE];
 

@@ -60,6 +60,8 @@ export class FrameScanner {
     watch: WatchTable,
     maxFrame: number,
     private readonly reusedInput = false,
+    /** Message types allowed at all (null: any); another is refused at its header, before its body is buffered. */
+    private readonly valid: WatchTable | null = null,
   ) {
     this.watch = watch;
     this.maxFrame = maxFrame;
@@ -180,6 +182,7 @@ export class FrameScanner {
   }
 
   private checkedTotal(buf: Buffer, at: number): number {
+    if (this.valid !== null && !this.valid[buf[at]]) throw new ProtocolError(`invalid frontend message type ${buf[at]}`);
     const bodyLen = buf.readUInt32BE(at + 1);
     if (bodyLen < 4) throw new ProtocolError(`invalid message length ${bodyLen}`);
     if (bodyLen > this.maxFrame) {

@@ -14,7 +14,8 @@ export type StartupPacket =
 export function startupPacketLength(buf: Buffer): number {
   if (buf.length < 4) return -1;
   const len = buf.readUInt32BE(0);
-  if (len < 8 || len > MAX_STARTUP_PACKET) throw new ProtocolError('invalid length of startup packet');
+  // Postgres' limit is on the packet after its length word.
+  if (len < 8 || len - 4 > MAX_STARTUP_PACKET) throw new ProtocolError('invalid length of startup packet');
   return buf.length >= len ? len : -1;
 }
 

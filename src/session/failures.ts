@@ -34,7 +34,7 @@ export function checkStartup(
   const user = params.get('user');
   if (!user) throw new LoginError(SQLSTATE.InvalidAuthorization, 'no PostgreSQL user name specified in startup packet');
   const repl = params.get('replication');
-  if (repl !== undefined && repl !== 'false' && repl !== '0') {
+  if (repl !== undefined && replicationRequested(repl)) {
     throw new LoginError(SQLSTATE.FeatureNotSupported, 'replication connections are not supported by pgnear');
   }
   if (ctx.activeClients.count >= s.maxClientConn) {
@@ -159,4 +159,23 @@ export function describeFailure(e: unknown): Failure {
     logMessage: (e as Error)?.stack ?? msg,
     reason: 'internal error',
   };
+}
+
+/** Does a startup `replication` value ask for a replication connection? 22023 for one Postgres refuses too. */
+function replicationRequested(v: string): boolean {
+  if (v.toLowerCase() === 'database') return true;
+  const on = pgBool(v);
+  if (on === null) {
+    throw new LoginError(SQLSTATE.InvalidParameterValue, `invalid value for parameter "replication": "${v}"`);
+  }
+  return on;
+}
+
+/** Postgres' parse_bool: true/false, yes/no, on/off, 1/0 and their unambiguous prefixes, in any case. */
+export function pgBool(v: string): boolean | null {
+  const s = v.toLowerCase();
+  if (s === '') return null;
+  if (s === '1' || s === 'on' || 'true'.startsWith(s) || 'yes'.startsWith(s)) return true;
+  if (s === '0' || 'false'.startsWith(s) || 'no'.startsWith(s) || (s.length >= 2 && 'off'.startsWith(s))) return false;
+  return null;
 }

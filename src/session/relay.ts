@@ -4,7 +4,6 @@ import { decodeErrorFields, decodeParameterStatus, readyStatus } from '../protoc
 import { BE, FE, type TxStatus } from '../protocol/codes.js';
 import { FrameScanner, type FrameSink, watchTable } from '../protocol/framer.js';
 import { CLIENT_WATCH, FRONTEND_TYPES } from '../protocol/frontend.js';
-import { ProtocolError } from '../protocol/errors.js';
 import type { ServerConn, ServerReader } from '../pool/server-conn.js';
 
 /** Message types a frontend may send after startup. */
@@ -45,7 +44,7 @@ export class Relay implements ServerReader {
     maxMessage: number,
     private readonly hooks: RelayHooks,
   ) {
-    this.fromClientScanner = new FrameScanner(CLIENT_WATCH, maxMessage);
+    this.fromClientScanner = new FrameScanner(CLIENT_WATCH, maxMessage, false, FRONTEND_TYPES);
     const srv = server.socket;
     this.clientSink = {
       passthrough: (b) => {
@@ -92,9 +91,6 @@ export class Relay implements ServerReader {
   }
 
   private onClientFrame(type: number): boolean {
-    if (!FRONTEND_TYPES[type]) {
-      throw new ProtocolError(`invalid frontend message type ${type}`);
-    }
     if (type === FE.Terminate) {
       // Not recorded as the last message: what came before it decides whether the server is reusable.
       this.hooks.onTerminate();

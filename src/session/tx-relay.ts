@@ -4,7 +4,6 @@ import type net from 'node:net';
 import { FE } from '../protocol/codes.js';
 import { FrameScanner, type FrameSink } from '../protocol/framer.js';
 import { CLIENT_WATCH, FRONTEND_TYPES, REQUEST_END, SYNC } from '../protocol/frontend.js';
-import { ProtocolError } from '../protocol/errors.js';
 import type { ServerConn, ServerReader } from '../pool/server-conn.js';
 import { AcquireCancel } from '../pool/acquire-cancel.js';
 import type { PinReason } from './context.js';
@@ -44,7 +43,7 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
     private readonly client: net.Socket,
     private readonly deps: TxRelayDeps,
   ) {
-    this.clientScanner = new FrameScanner(CLIENT_WATCH, deps.maxMessage);
+    this.clientScanner = new FrameScanner(CLIENT_WATCH, deps.maxMessage, false, FRONTEND_TYPES);
   }
 
   get server(): ServerConn {
@@ -126,7 +125,6 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
 
   /** FrameSink: a whole watched client message. */
   frame(type: number, f: Buffer): boolean {
-    if (!FRONTEND_TYPES[type]) throw new ProtocolError(`invalid frontend message type ${type}`);
     if (type === FE.Terminate) {
       this.deps.onTerminate();
       return false;

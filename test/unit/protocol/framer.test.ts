@@ -324,6 +324,25 @@ describe('FrameScanner length guard', () => {
   }
 });
 
+describe('FrameScanner type guard (valid)', () => {
+  const sink = { passthrough: () => {}, frame: () => true };
+  const valid = watchTable([0x51, 0x53]); // Q, S
+
+  it('an unknown type is refused at its header, before a body it claims is buffered (whole and split headers)', () => {
+    const bogus = Buffer.from([0x00, 0x00, 0x00, 0x27, 0x10]); // a StartupMessage after login: type 0, 10,000 bytes
+    const s = new FrameScanner(new Uint8Array(256), 1 << 20, false, valid);
+    expect(() => s.push(Buffer.concat([serialize.sync(), bogus]), sink)).toThrow('invalid frontend message type 0');
+    const split = new FrameScanner(WATCH_ALL, 1 << 20, false, valid);
+    split.push(bogus.subarray(0, 3), sink);
+    expect(() => split.push(bogus.subarray(3), sink)).toThrow(ProtocolError);
+  });
+
+  it('allowed types pass, watched or not', () => {
+    const s = new FrameScanner(watchTable([0x51]), 1024, false, valid);
+    expect(() => s.push(Buffer.concat([serialize.query('select 1'), serialize.sync()]), sink)).not.toThrow();
+  });
+});
+
 // ---------- properties ----------
 
 const TYPES = [0x00, 0x44, 0x51, 0x53, 0x5a, 0x64, 0x70, 0xff];

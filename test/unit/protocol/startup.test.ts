@@ -130,16 +130,16 @@ describe('startupPacketLength', () => {
     }
   });
 
-  it('length > 10000 → ProtocolError; 10000 is allowed', () => {
-    for (const n of [10_001, 0x7fffffff, 0xffffffff]) {
+  it('a packet of more than 10,000 bytes after its length word → ProtocolError; 10,004 in all is allowed (as Postgres)', () => {
+    for (const n of [10_005, 0x7fffffff, 0xffffffff]) {
       const b = Buffer.alloc(4);
       b.writeUInt32BE(n);
       throwsProtocolError(() => startupPacketLength(b));
     }
     const ok = Buffer.alloc(4);
-    ok.writeUInt32BE(10_000);
+    ok.writeUInt32BE(10_004);
     expect(startupPacketLength(ok)).toBe(-1);
-    expect(startupPacketLength(Buffer.concat([ok, Buffer.alloc(9_996)]))).toBe(10_000);
+    expect(startupPacketLength(Buffer.concat([ok, Buffer.alloc(10_000)]))).toBe(10_004);
   });
 
   it('returns the length once the packet is complete, -1 before', () => {
