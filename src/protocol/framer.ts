@@ -182,7 +182,8 @@ export class FrameScanner {
   }
 
   private checkedTotal(buf: Buffer, at: number): number {
-    if (this.valid !== null && !this.valid[buf[at]]) throw new ProtocolError(`invalid frontend message type ${buf[at]}`);
+    if (this.valid !== null && !this.valid[buf[at]])
+      throw new ProtocolError(`invalid frontend message type ${buf[at]}`);
     const bodyLen = buf.readUInt32BE(at + 1);
     if (bodyLen < 4) throw new ProtocolError(`invalid message length ${bodyLen}`);
     if (bodyLen > this.maxFrame) {
