@@ -233,11 +233,11 @@ export class ClientSession implements Cancellable, TxSessionOwner, SocketOwner {
   ): Promise<void> {
     const pool = txPool(this.ctx, target, this.user, this.database, size);
     const { params, status, server } = await this.serverLogin(() => txLogin(pool, creds, startup));
-    void pool.release(server, { reusable: true, reset: false });
+    if (server) void pool.release(server, { reusable: true, reset: false });
     if (this.isClosed()) return;
     this.pool = pool;
     this.key = this.ctx.cancels.register(this);
-    this.socket.write(Buffer.concat([...status, encodeBackendKeyData(this.key.pid, this.key.secret), RFQ_IDLE]));
+    this.socket.write(Buffer.concat([status, encodeBackendKeyData(this.key.pid, this.key.secret), RFQ_IDLE]));
     const who = { user: this.user, database: this.database, size, startup };
     this.tx = txRelay(this.socket, this.ctx, who, creds, params, this);
     this.activate();

@@ -125,6 +125,11 @@ export class SessionParams {
     this.cur = this.defaults;
   }
 
+  /** Identifies the client's startup settings: equal for clients with the same ones (the interned defaults). */
+  get settingsKey(): object {
+    return this.defaults;
+  }
+
   /** One current setting (no copy of the shared defaults). */
   get(name: string): string | undefined {
     return this.cur.get(name);

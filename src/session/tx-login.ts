@@ -18,13 +18,29 @@ import { RouteSession } from './route-session.js';
 import { TxRelay } from './tx-relay.js';
 import type { TxRelayDeps } from './context.js';
 
-/** The ParameterStatus frames a client gets at login: the server's, after the client's settings were applied. */
+/**
+ * The welcome (ParameterStatus frames) of a transaction-mode login, by pool and startup settings (interned per
+ * distinct set, see SessionParams.settingsKey): a login whose settings a server of the pool accepted within
+ * WELCOME_TTL_MS is answered from it without borrowing a server, as PgBouncer does, so a login neither waits for
+ * a busy pool nor costs a server round trip. An empty pool (its node down or never reached) goes to a server.
+ */
+const WELCOME_TTL_MS = 30_000;
+const welcomes = new WeakMap<NodePool, WeakMap<object, { status: Buffer; at: number }>>();
+
+/**
+ * The ParameterStatus frames a client gets at login: the server's, after the client's settings were applied;
+ * `server` is the one borrowed for it, to release (null: answered from the pool's cached welcome).
+ */
 export async function txLogin(
   pool: NodePool,
   creds: ServerCredentials,
   startup: Map<string, string>,
-): Promise<{ params: SessionParams; status: Buffer[]; server: ServerConn }> {
+): Promise<{ params: SessionParams; status: Buffer; server: ServerConn | null }> {
   const params = new SessionParams(startup);
+  const cached = welcomes.get(pool)?.get(params.settingsKey);
+  if (cached && Date.now() - cached.at < WELCOME_TTL_MS && pool.stats().total > 0) {
+    return { params, status: cached.status, server: null };
+  }
   const server = await pool.acquire(creds);
   try {
     await params.syncTo(server);
@@ -34,8 +50,12 @@ export async function txLogin(
     if (e instanceof ServerError) throw new ServerError(e.message, e.sqlstate, null, 'FATAL');
     throw e;
   }
-  const status: Buffer[] = [];
-  for (const [k, v] of server.params) status.push(encodeParameterStatus(k, v));
+  const frames: Buffer[] = [];
+  for (const [k, v] of server.params) frames.push(encodeParameterStatus(k, v));
+  const status = Buffer.concat(frames);
+  let byPool = welcomes.get(pool);
+  if (!byPool) welcomes.set(pool, (byPool = new WeakMap()));
+  byPool.set(params.settingsKey, { status, at: Date.now() });
   return { params, status, server };
 }
 

@@ -556,6 +556,18 @@ describe('transaction pooling: query_wait_timeout', () => {
     expect((await B2.query('select 4 as four')).rows[0].four).toBe(4);
     expect((await A.query('select 5 as five')).rows[0].five).toBe(5);
   });
+
+  it('a login while A holds the only server is answered from the welcome of earlier logins, not queued', async () => {
+    await (await bag.pg(urlOf(proxy()))).query('select 1'); // a login with these settings went through a server
+    const A = await bag.pg(urlOf(proxy()));
+    await A.query('begin');
+    await A.query('select 1');
+    // A login needing the server would wait behind A and fail after query_wait_timeout (500 ms).
+    const C = await bag.pg(urlOf(proxy()));
+    const p = C.query('select current_setting($1) as v', ['server_version_num']);
+    await A.query('commit');
+    expect(Number((await p).rows[0].v)).toBeGreaterThanOrEqual(150000);
+  });
 });
 
 // ---- 5. pinning -----------------------------------------------------------------------------------------------
