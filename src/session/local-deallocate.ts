@@ -31,6 +31,14 @@ export function ownDeallocate(sql: string, statements: ClientStatements, pinned:
   return (t.all ? !pinned : statements.has(t.name)) ? t : null;
 }
 
+/** Cheap test on a Query frame's bytes before decoding its text: can it be a DEALLOCATE (or start with a comment)? */
+export function mayBeDeallocate(query: Buffer): boolean {
+  let i = 5;
+  while (i < query.length && (query[i] === 32 || (query[i] >= 9 && query[i] <= 13))) i++;
+  const c = query[i];
+  return c === 0x64 || c === 0x44 || c === 0x2d || c === 0x2f; // d D - /
+}
+
 /** Drop what the DEALLOCATE names from the client's statements; its CommandComplete. */
 export function runDeallocate(t: DeallocateTarget, statements: ClientStatements): Buffer {
   if (t.all) statements.clear();

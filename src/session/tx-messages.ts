@@ -17,7 +17,7 @@ import {
 import { decodeQuery } from '../protocol/frontend.js';
 import type { SqlEffects } from './context.js';
 import { type ResponsePlan, Slot } from './response-plan.js';
-import { LocalDeallocate, ownDeallocate, runDeallocate } from './local-deallocate.js';
+import { LocalDeallocate, mayBeDeallocate, ownDeallocate, runDeallocate } from './local-deallocate.js';
 import type { SqlAnalyzerHook, TxOutput, TxRouteHooks } from './tx-ports.js';
 import type { SessionParams } from './session-params.js';
 import { ownedCopy } from '../util/bytes.js';
@@ -131,6 +131,7 @@ export class TxMessages {
     switch (type) {
       case FE.Query:
         if (this.intercepted(f, 'I', true, plan)) return true;
+        if (!mayBeDeallocate(f)) return false; // the hot path: no decoding of every query here
         return this.deallocateQuery(decodeQuery(f), this.route.deferredTxn ? 'T' : 'I', false, plan);
       case FE.Sync:
         this.localError = false;
@@ -235,7 +236,7 @@ export class TxMessages {
     t.ss?.forget(t.shared);
   }
 
-  /** Close statements the server evicted from its cache, or whose plans went stale, before the client's messages. */
+  /** Close statements the server evicted from its cache before the client's messages run. */
   closeEvicted(out: TxOutput): void {
     const ss = serverStatements(out.server, this.maxPrepared);
     for (const name of ss.toClose.splice(0)) {

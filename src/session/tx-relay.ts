@@ -169,7 +169,12 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
   private handle(type: number, f: Buffer): boolean {
     this.unsynced = true;
     const keep = this.deps.messages.handle(type, f, this);
-    if (REQUEST_END[type] && type !== FE.Flush && this.lease!.retryable && !this.pinnedBy) this.sealed = true;
+    if (REQUEST_END[type]) {
+      if (type !== FE.Flush && this.lease!.retryable && !this.pinnedBy) this.sealed = true;
+      // pgnear answered the request itself (SHOW pgnear.*, a local DEALLOCATE): no server reply will release
+      // what the 25006 retry holds, and no statement of it can fail.
+      if (this.plan.pending === 0 && this.sink.retry.armed) this.sink.writeHeld();
+    }
     return keep;
   }
 
