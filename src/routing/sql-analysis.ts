@@ -72,9 +72,11 @@ export const NO_EFFECTS: SqlAnalysis = result({ ...NO_SESSION_EFFECTS, write: fa
 const EMPTY_QUERY: SqlAnalysis = result({ ...NO_EFFECTS, count: 0 });
 const UNPARSABLE: SqlAnalysis = result({ ...NO_EFFECTS, write: true, count: 0, unparsable: true });
 
+// currval/lastval read what nextval drew in this session: on the primary (in transaction mode usually the same
+// server, as idle servers are reused last-in-first-out) rather than on a replica that never ran the nextval.
 // prettier-ignore
 export const DEFAULT_WRITE_FUNCTIONS: readonly string[] = Object.freeze([
-  'nextval', 'setval', 'pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock',
+  'nextval', 'setval', 'currval', 'lastval', 'pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock',
   'pg_try_advisory_lock_shared', 'pg_advisory_xact_lock', 'pg_advisory_xact_lock_shared',
   'pg_try_advisory_xact_lock', 'pg_try_advisory_xact_lock_shared', 'pg_advisory_unlock',
   'pg_advisory_unlock_shared', 'pg_advisory_unlock_all', 'txid_current', 'pg_current_xact_id', 'pg_notify',

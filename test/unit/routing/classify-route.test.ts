@@ -94,8 +94,9 @@ const CASES: [string, Want][] = [
   ['SELECT * FROM (SELECT * FROM t FOR UPDATE) s', P],
   // write functions
   ["SELECT nextval('s')", P],
+  ["SELECT currval('s')", P],
+  ['SELECT lastval()', P],
   ["SELECT setval('s', 10)", P],
-  ["SELECT currval('s')", R],
   ['SELECT pg_advisory_lock(1)', P],
   ['SELECT pg_try_advisory_xact_lock(1)', P],
   ['SELECT pg_advisory_unlock_all()', P],

@@ -199,7 +199,8 @@ const WRITE_CASES: Case[] = [
   ['SELECT 1 UNION ALL SELECT 2', R],
   ['SELECT a FROM t INTERSECT SELECT a FROM u EXCEPT SELECT a FROM v', R],
   ['(SELECT 1)', R],
-  ['SELECT now(), count(*), currval($1) FROM t', R],
+  ['SELECT now(), count(*) FROM t', R],
+  ['SELECT now(), count(*), currval($1) FROM t', W], // reads what nextval drew on the primary's session
   ['WITH x AS (SELECT 1) SELECT * FROM x', R],
   ['WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5) SELECT * FROM r', R],
   ['SELECT * FROM t FOR UPDATE', W],
