@@ -23,6 +23,7 @@ import { loadModule, parseSync } from 'libpg-query';
 import type { DefElem, FuncCall, IntoClause, Node, RangeVar, VariableSetStmt } from 'libpg-query';
 import { LRUCache } from 'lru-cache';
 import { provablyNoSessionEffects, skipTrivia } from './sql-fast-path.js';
+import { DEFAULT_WRITE_FUNCTIONS, SESSION_ADVISORY } from './sql-functions.js';
 
 export type PinReason =
   'listen' | 'temp_object' | 'advisory_lock' | 'sql_prepare' | 'with_hold_cursor' | 'untrackable_set';
@@ -71,24 +72,6 @@ export const NO_SESSION_EFFECTS: SessionEffects = Object.freeze({
 export const NO_EFFECTS: SqlAnalysis = result({ ...NO_SESSION_EFFECTS, write: false, count: 1, unparsable: false });
 const EMPTY_QUERY: SqlAnalysis = result({ ...NO_EFFECTS, count: 0 });
 const UNPARSABLE: SqlAnalysis = result({ ...NO_EFFECTS, write: true, count: 0, unparsable: true });
-
-// currval/lastval read what nextval drew in this session: on the primary (in transaction mode usually the same
-// server, as idle servers are reused last-in-first-out) rather than on a replica that never ran the nextval.
-// prettier-ignore
-export const DEFAULT_WRITE_FUNCTIONS: readonly string[] = Object.freeze([
-  'nextval', 'setval', 'currval', 'lastval', 'pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock',
-  'pg_try_advisory_lock_shared', 'pg_advisory_xact_lock', 'pg_advisory_xact_lock_shared',
-  'pg_try_advisory_xact_lock', 'pg_try_advisory_xact_lock_shared', 'pg_advisory_unlock',
-  'pg_advisory_unlock_shared', 'pg_advisory_unlock_all', 'txid_current', 'pg_current_xact_id', 'pg_notify',
-  'set_config', 'lo_create', 'lo_creat', 'lo_import', 'lo_export', 'lo_unlink', 'lo_open', 'lo_write', 'lo_put',
-  'lo_truncate', 'lo_from_bytea', 'pg_logical_emit_message', 'pg_switch_wal', 'pg_create_restore_point',
-  'pg_reload_conf', 'pg_cancel_backend', 'pg_terminate_backend',
-]);
-
-// prettier-ignore
-const SESSION_ADVISORY = new Set([
-  'pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared',
-]);
 
 /** Settings whose change cannot be replayed on another connection without privileges. */
 const UNTRACKABLE_NAMES = new Set(['role', 'session_authorization']);

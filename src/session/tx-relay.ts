@@ -135,7 +135,11 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
     }
     if (this.state === 'attached' && !this.sealed) {
       // A replica outside a transaction, after a Flush or within a long request: whatever may write goes elsewhere.
-      if (this.lease!.retryable && !this.pinnedBy && this.deps.leavesReplica(type, f)) return this.divert(f);
+      if (this.lease!.retryable && !this.pinnedBy) {
+        if (this.deps.leavesReplica(type, f)) return this.divert(f);
+        // More of the request streams to the replica than the 25006 retry would redo: no retry any more.
+        if (this.sink.retry.armed) this.sink.writeHeld();
+      }
       return this.handle(type, f);
     }
     if (this.state === 'closed') return false;

@@ -102,6 +102,23 @@ describe('a read on a replica, then a write before Sync', () => {
     expect(types(z)).toBe('Z');
   });
 
+  it('a long request (routed before its end) whose later statement writes: one 25006, replies in step', async () => {
+    const c = await connect();
+    const n = 1500; // past the 1,000 messages at which pgnear routes a request before its end
+    const reads = [serialize.parse({ text: 'select 1' })];
+    for (let i = 0; i < n; i++) reads.push(serialize.bind({}), serialize.execute({}));
+    const writes = [serialize.parse({ text: 'select ext_writes(9)' }), serialize.bind({}), serialize.execute({})];
+    c.send(...reads);
+    const first = await c.until('C'); // routed (to a replica) before its end: the rest streams there
+    c.send(...writes, serialize.sync());
+    const msgs = [...first, ...(await c.untilReady())];
+    // Rows reached the client, so the write's 25006 cannot be redone on the primary: it is the client's error.
+    expect(msgs.filter((m) => m.type === 'C')).toHaveLength(n);
+    expect(errors(msgs)).toEqual(['25006']);
+    c.send(serialize.query('select 2'));
+    expect(firstColumn(await c.untilReady())).toEqual(['2']);
+  });
+
   it('the read fails: the write is skipped up to the Sync, as Postgres does', async () => {
     const c = await connect();
     c.send(serialize.parse({ text: 'select 1/0' }), serialize.bind({}), serialize.execute({}), serialize.flush());
