@@ -1,7 +1,7 @@
 // One client's routing state (SET pgnear.*, its last write LSN) and the route of each request it sends,
 // plus pgnear's own answers to SET/SHOW pgnear.* and EXPLAIN ROUTE.
 import { encodeCommandComplete, encodeError, encodeTextResult } from '../protocol/backend.js';
-import { FE, type TxStatus } from '../protocol/codes.js';
+import { BE, FE, type TxStatus } from '../protocol/codes.js';
 import { bindStatement, decodeParse } from '../protocol/extended.js';
 import { decodeQuery, REQUEST_END } from '../protocol/frontend.js';
 import { parseHints } from '../routing/hints.js';
@@ -9,6 +9,7 @@ import { formatLsn, maxLsn, parseLsn, replayTarget } from '../util/lsn.js';
 import type { Consistency, Decision, RouteInput, RouteNodes } from '../routing/router.js';
 import type { RoutingServices } from './context.js';
 import { parseOptions } from './session-params.js';
+import type { LocalAnswer } from './local-statements.js';
 
 const TXN_START = /^(?:\s|--[^\n]*\n|\/\*[^]*?\*\/)*(?:begin|start\s+transaction)\b/i;
 const READ_ONLY = /\bread\s+only\b/i;
@@ -21,6 +22,7 @@ const WRITABLE_PROBE = /^\s*(?:show\s+transaction_read_only|select\s+pg_catalog\
 const SERIALIZABLE = /\bserializable\b/i;
 const PGNEAR_SET = /^\s*(set|reset|show)\s+(?:session\s+)?pgnear\.(\w+)\s*(?:(?:=|to)\s*'?([^';]*?)'?)?\s*;?\s*$/i;
 const EXPLAIN_ROUTE = /^\s*explain\s+route\s+([^]+)$/i;
+const SHOW_OR_EXPLAIN = /^\s*(?:show\s+pgnear\.|explain\s+route\s)/i;
 const PGNEAR_LOWER = Buffer.from('pgnear');
 const PGNEAR_UPPER = Buffer.from('PGNEAR');
 
@@ -282,8 +284,26 @@ export class RouteSession {
   }
 
   private own(frame: Buffer, status: TxStatus): Buffer | null {
-    if (!mayBeOwn(frame)) return null;
-    const sql = decodeQuery(frame);
+    return mayBeOwn(frame) ? this.ownSql(decodeQuery(frame), status) : null;
+  }
+
+  /** SHOW pgnear.* / EXPLAIN ROUTE in the extended protocol: RowDescription now, the row when run (SET/RESET
+   * go through applySetting; an unknown name is left to the server, which answers as Postgres does). */
+  ownAnswer(sql: string, status: TxStatus): LocalAnswer | null {
+    if (!SHOW_OR_EXPLAIN.test(sql)) return null;
+    const first = this.ownSql(sql, status);
+    if (first === null || first[0] !== BE.RowDescription) return null;
+    const end = first.readInt32BE(1) + 1;
+    return {
+      rowDescription: first.subarray(0, end),
+      run: () => {
+        const r = this.ownSql(sql, status) ?? first;
+        return r.subarray(r.readInt32BE(1) + 1);
+      },
+    };
+  }
+
+  private ownSql(sql: string, status: TxStatus): Buffer | null {
     const m = PGNEAR_SET.exec(sql);
     if (m) {
       const verb = m[1].toLowerCase();

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { ServerConn } from '../pool/server-conn.js';
 import type { SqlEffects } from './context.js';
+import type { LocalAnswer } from './local-statements.js';
 
 /** A statement as the client prepared it. */
 export interface ClientStatement {
@@ -16,6 +17,8 @@ export interface ClientStatement {
   effects?: SqlEffects;
   /** The plan generation of the shared statement when the client prepared it (see invalidatePlan). */
   gen: number;
+  /** pgnear answers it (SHOW pgnear.*, EXPLAIN ROUTE): no server ever sees it. */
+  local?: LocalAnswer;
 }
 
 /** pgnear's name for (text, parameter types): deterministic, so no global registry is needed. */

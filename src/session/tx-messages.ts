@@ -1,7 +1,6 @@
 // Client messages in transaction mode: renames prepared statements to pgnear's shared names, answers what
 // the server must not see, and notes session effects (SET, pins) of the SQL the client runs.
 import { encodeError, type ErrorFields, encodeReady, RFQ_IDLE, RFQ_IN_TX } from '../protocol/backend.js';
-import type { DeallocateTarget } from '../routing/deallocate.js';
 import { FE, type TxStatus } from '../protocol/codes.js';
 import {
   bindStatement,
@@ -17,7 +16,8 @@ import {
 import { decodeQuery } from '../protocol/frontend.js';
 import type { SqlEffects } from './context.js';
 import { type ResponsePlan, Slot } from './response-plan.js';
-import { LocalDeallocate, mayBeDeallocate, ownDeallocate, runDeallocate } from './local-deallocate.js';
+import { deallocateQuery, mayBeDeallocate } from './local-deallocate.js';
+import { localAnswer, LocalStatements } from './local-statements.js';
 import type { SqlAnalyzerHook, TxOutput, TxRouteHooks } from './tx-ports.js';
 import type { SessionParams } from './session-params.js';
 import { ownedCopy } from '../util/bytes.js';
@@ -67,8 +67,8 @@ export class TxMessages {
   /** Replies pgnear must match to a Parse / Close by tag; created on first use (memory per idle client). */
   private tags: Map<number, ParseTag> | null = null;
   private nextTag = 1;
-  /** An extended-protocol DEALLOCATE pgnear answers; created on the first one. */
-  private dealloc: LocalDeallocate | null = null;
+  /** An unnamed statement pgnear answers (DEALLOCATE, SHOW pgnear.*, EXPLAIN ROUTE); created on the first one. */
+  private local: LocalStatements | null = null;
 
   constructor(
     private readonly analyzer: SqlAnalyzerHook,
@@ -84,14 +84,18 @@ export class TxMessages {
   /** Handle one client message for the attached server; true = forward it unchanged. */
   handle(type: number, f: Buffer, out: TxOutput): boolean {
     if (this.localError && type !== FE.Sync) return false;
-    if (this.dealloc !== null && this.dealloc.handle(type, f, out.plan)) return false;
+    if (this.local !== null && this.local.handle(type, f, out.plan)) return false;
     switch (type) {
       case FE.Query: {
         const status = out.server.txStatus;
         if (this.intercepted(f, status, false, out.plan)) return false;
         const sql = decodeQuery(f);
         // With replies in flight the status for our ReadyForQuery is unknown: the server answers (26000) instead.
-        if (out.plan.pending === 0 && status !== 'E' && this.deallocateQuery(sql, status, out.pinned, out.plan))
+        if (
+          out.plan.pending === 0 &&
+          status !== 'E' &&
+          deallocateQuery(sql, status, this.statements, out.pinned, out.plan)
+        )
           return false;
         this.apply(this.effectsFor(sql), out);
         out.plan.push(Slot.Sync);
@@ -127,12 +131,12 @@ export class TxMessages {
   handleIdle(type: number, f: Buffer, plan: ResponsePlan): boolean {
     if (this.localError && type !== FE.Sync) return true; // skipped, as the server would after an error
     if (plan.pending > 0) return false;
-    if (this.dealloc !== null && this.dealloc.handle(type, f, plan)) return true;
+    if (this.local !== null && this.local.handle(type, f, plan)) return true;
     switch (type) {
       case FE.Query:
         if (this.intercepted(f, 'I', true, plan)) return true;
         if (!mayBeDeallocate(f)) return false; // the hot path: no decoding of every query here
-        return this.deallocateQuery(decodeQuery(f), this.route.deferredTxn ? 'T' : 'I', false, plan);
+        return deallocateQuery(decodeQuery(f), this.route.deferredTxn ? 'T' : 'I', this.statements, false, plan);
       case FE.Sync:
         this.localError = false;
         plan.push(Slot.Synthetic, 0, this.route.deferredTxn ? RFQ_IN_TX : RFQ_IDLE);
@@ -148,7 +152,8 @@ export class TxMessages {
       }
       case FE.Parse: {
         const p = decodeParse(f);
-        if (p.name === '') return this.deallocateParse(p.sql, false, false, plan);
+        if (this.localParse(p.name, p.sql, false, this.route.deferredTxn ? 'T' : 'I', plan)) return true;
+        if (p.name === '') return false;
         const shared = sharedName(p.sql, p.types);
         if (!isKnownGood(this.scope, shared)) return false;
         const effects = this.effectsFor(p.sql);
@@ -177,24 +182,23 @@ export class TxMessages {
     return true;
   }
 
-  /** A simple-Query DEALLOCATE of the client's own statement: answered here, with ReadyForQuery. */
-  private deallocateQuery(sql: string, status: TxStatus, pinned: boolean, plan: ResponsePlan): boolean {
-    const t = ownDeallocate(sql, this.statements, pinned);
-    if (t === null) return false;
-    plan.push(Slot.Synthetic, 0, Buffer.concat([runDeallocate(t, this.statements), encodeReady(status)]));
-    return true;
-  }
-
-  /** Parse of the unnamed statement: a DEALLOCATE of the client's own statement is answered here from now on. */
-  private deallocateParse(sql: string, pinned: boolean, failedTx: boolean, plan: ResponsePlan): boolean {
+  /**
+   * Parse of the unnamed statement: a DEALLOCATE of the client's own statement, SHOW pgnear.* and EXPLAIN ROUTE are
+   * answered here from now on (drivers such as pgjdbc and psycopg 3 send every statement this way).
+   */
+  private localParse(name: string, sql: string, pinned: boolean, status: TxStatus, plan: ResponsePlan): boolean {
     // In a failed transaction Postgres rejects the Parse (25P02): the server answers.
-    const t: DeallocateTarget | null = failedTx ? null : ownDeallocate(sql, this.statements, pinned);
-    if (t === null) {
-      this.dealloc?.forgetUnnamed();
+    const a = status === 'E' ? null : localAnswer(sql, this.statements, pinned, status, this.route);
+    if (a === null) {
+      if (name === '') this.local?.forgetUnnamed();
       return false;
     }
-    (this.dealloc ??= new LocalDeallocate(this.statements)).parsed(t);
-    plan.push(Slot.Synthetic, 0, PARSE_COMPLETE);
+    if (name !== '' && this.statements.has(name))
+      this.fail(plan, '42P05', `prepared statement "${name}" already exists`);
+    else {
+      (this.local ??= new LocalStatements(this.statements)).parsed(name, sql, a);
+      plan.push(Slot.Synthetic, 0, PARSE_COMPLETE);
+    }
     return true;
   }
 
@@ -247,10 +251,10 @@ export class TxMessages {
 
   private parse(f: Buffer, out: TxOutput): boolean {
     const p = decodeParse(f);
+    if (this.localParse(p.name, p.sql, out.pinned, out.server.txStatus, out.plan)) return false;
     const effects = this.effectsFor(p.sql);
     if (effects.pins.length) out.pin(effects.pins[0]);
     if (p.name === '') {
-      if (this.deallocateParse(p.sql, out.pinned, out.server.txStatus === 'E', out.plan)) return false;
       this.unnamedEffects = effects;
       out.plan.push(Slot.Ext);
       return true;

@@ -4,6 +4,7 @@ import type { TxStatus } from '../protocol/codes.js';
 import type { ServerConn } from '../pool/server-conn.js';
 import type { PinReason, SqlEffects } from './context.js';
 import type { ResponsePlan } from './response-plan.js';
+import type { LocalAnswer } from './local-statements.js';
 import type { Intercepted } from './route-session.js';
 
 /** What the handler needs from the relay that owns the server connection. */
@@ -25,6 +26,8 @@ export interface TxRouteHooks {
   readonly deferredTxn: boolean;
   /** A SET/RESET pgnear.* that ran through the extended protocol. */
   applySetting(sql: string): void;
+  /** pgnear's answer to SHOW pgnear.* / EXPLAIN ROUTE sent as an unnamed extended-protocol statement; null = not ours. */
+  ownAnswer(sql: string, status: TxStatus): LocalAnswer | null;
 }
 
 /** The SQL analyzer (session effects of a statement). */

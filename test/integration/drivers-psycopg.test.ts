@@ -269,6 +269,24 @@ print(json.dumps(out))
     ]).toContainEqual(b);
   });
 
+  it('the read-your-writes token: SHOW pgnear.last_write_lsn after a write, SET pgnear.min_lsn on another connection', async () => {
+    const out = await py(String.raw`
+a = connect(autocommit=True)
+b = connect(autocommit=True)
+rows = []
+for i in range(20):
+    a.execute("insert into pipe_t(v) values (%s)", ['tok%d' % i])
+    lsn = a.execute("show pgnear.last_write_lsn").fetchone()[0]
+    b.execute("set pgnear.min_lsn = '%s'" % lsn)
+    rows.append(b.execute("select count(*) from pipe_t where v = %s", ['tok%d' % i]).fetchone()[0])
+out['lsn_shape'] = bool(__import__('re').match(r'^[0-9A-F]+/[0-9A-F]+$', lsn))
+out['seen'] = rows
+out['route'] = b.execute("show pgnear.route").fetchone()[0]
+print(json.dumps(out))
+`);
+    expect(out).toEqual({ lsn_shape: true, seen: Array(20).fill(1), route: 'auto' });
+  });
+
   it('binary COPY of 100,000 rows in and out, and a named cursor with itersize inside a transaction', async () => {
     const out = await py(String.raw`
 n = 100000

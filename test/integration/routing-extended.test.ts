@@ -67,6 +67,43 @@ describe('replies to a request on a replica', () => {
   });
 });
 
+describe("pgnear's own statements in the extended protocol (pgjdbc and psycopg 3 send everything that way)", () => {
+  const show = (sql: string) => [
+    serialize.parse({ text: sql }),
+    serialize.bind({}),
+    serialize.describe({ type: 'P' }),
+    serialize.execute({}),
+    serialize.sync(),
+  ];
+
+  it('SHOW pgnear.* and EXPLAIN ROUTE are answered by pgnear: RowDescription, row, tag', async () => {
+    const c = await connect();
+    c.send(...show('SHOW pgnear.route'));
+    let msgs = await c.untilReady();
+    expect(types(msgs)).toBe('12TDCZ');
+    expect(firstColumn(msgs)).toEqual(['auto']);
+    c.send(serialize.parse({ text: "SET pgnear.route = 'primary'" }), serialize.bind({}), serialize.execute({}));
+    c.send(...show('show pgnear.route'));
+    msgs = await c.untilReady();
+    expect(errors(msgs)).toEqual([]);
+    expect(firstColumn(msgs)).toEqual(['primary']);
+    c.send(...show('EXPLAIN ROUTE select 1'));
+    msgs = await c.untilReady();
+    expect(types(msgs)).toBe('12TDCZ');
+    expect(firstColumn(msgs)).toEqual(['primary']);
+    // Describe of the statement: no parameters, then the columns.
+    c.send(serialize.parse({ text: 'SHOW pgnear.route' }), serialize.describe({ type: 'S' }), serialize.sync());
+    expect(types(await c.untilReady())).toBe('1tTZ');
+  });
+
+  it('an unknown pgnear.* name is the server’s error, as on Postgres', async () => {
+    const c = await connect();
+    c.send(...show('SHOW pgnear.no_such_setting'));
+    const msgs = await c.untilReady();
+    expect(errors(msgs)).toEqual(['42704']);
+  });
+});
+
 describe('a read on a replica, then a write before Sync', () => {
   const read = (id: number) => [
     serialize.parse({ text: `select ${PORT}, ${id}` }),

@@ -20,7 +20,7 @@ export function client(
     analyzed.push(sql);
     return { ...NONE, ...opts.effects?.[sql] };
   };
-  const route = { intercept: () => null, deferredTxn: false, applySetting: () => {} };
+  const route = { intercept: () => null, deferredTxn: false, applySetting: () => {}, ownAnswer: () => null };
   const m = new TxMessages({ analyze }, route, params, opts.maxPrepared ?? 100);
   const sent: Buffer[] = [];
   const emitted: Buffer[] = [];
