@@ -31,6 +31,16 @@ export function encodeError(f: ErrorFields, type: number = BE.ErrorResponse): Bu
   return w.end().finish();
 }
 
+/** The same ErrorResponse / NoticeResponse with `from` replaced by `to` in its message and detail. */
+export function replaceInError(frame: Buffer, from: string, to: string): Buffer {
+  const w = new Writer(frame.length + 2 * to.length);
+  w.begin(frame[0]);
+  for (const [k, v] of decodeErrorFields(frame))
+    w.byte(k.charCodeAt(0)).cstr(k === 'M' || k === 'D' ? v.split(from).join(to) : v);
+  w.byte(0);
+  return w.end().finish();
+}
+
 /** Decode an ErrorResponse or NoticeResponse into its fields (keyed by field code letter). */
 export function decodeErrorFields(frame: Buffer): Map<string, string> {
   const r = new Reader(frame, 5);

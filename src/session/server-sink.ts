@@ -1,6 +1,6 @@
 // The transaction relay's server side: the scanner that frames a server's stream (one per server connection) and
 // the sink that judges each reply (settings, status, errors, the 25006 retry, the response plan).
-import { decodeErrorFields, decodeParameterStatus, readyStatus } from '../protocol/backend.js';
+import { decodeErrorFields, decodeParameterStatus, readyStatus, replaceInError } from '../protocol/backend.js';
 import { BE } from '../protocol/codes.js';
 import { FrameScanner, type FrameSink, watchTable } from '../protocol/framer.js';
 import type { ServerConn } from '../pool/server-conn.js';
@@ -34,9 +34,17 @@ export interface ServerSide {
   emit(b: Buffer): boolean;
   /** A ReadyForQuery arrived, before the response plan counts it. */
   onReadyFrame(): void;
-  /** The server refused the prepared statement of the slot tagged `tag`: its result type changed. */
-  onStalePlan(tag: number): void;
 }
+
+/** What the sink needs of the client's statements (TxMessages). */
+export interface StatementsView {
+  /** The server refused the prepared statement of the slot tagged `tag`: its result type changed. */
+  stalePlan(tag: number): void;
+  readonly statements: { nameOf(shared: string): string | undefined };
+}
+
+/** pgnear's shared statement name as Postgres quotes it in an error message. */
+const SHARED_NAME = /"(pgnear_[\w-]{22})"/;
 
 /** An object with methods rather than a literal with closures: memory per idle client. */
 export class ServerSink implements FrameSink {
@@ -50,7 +58,10 @@ export class ServerSink implements FrameSink {
   failedBeforeReady = false;
   sawFatal = false;
 
-  constructor(private readonly r: ServerSide) {}
+  constructor(
+    private readonly r: ServerSide,
+    private readonly messages: StatementsView,
+  ) {}
 
   attach(conn: ServerConn): void {
     this.scanner = scannerOf(conn);
@@ -83,12 +94,13 @@ export class ServerSink implements FrameSink {
     let code: string | undefined;
     if (type === BE.ErrorResponse) {
       const fields = decodeErrorFields(f);
+      f = this.clientNamed(f, fields.get('M'));
       const sev = fields.get('V');
       if (sev === 'FATAL' || sev === 'PANIC') this.sawFatal = true;
       this.errored = true;
       code = fields.get('C');
       // "cached plan must not change result type" (the routine name does not depend on lc_messages)
-      if (code === '0A000' && fields.get('R') === 'RevalidateCachedQuery') this.r.onStalePlan(this.r.plan.headTag);
+      if (code === '0A000' && fields.get('R') === 'RevalidateCachedQuery') this.messages.stalePlan(this.r.plan.headTag);
     }
     const plan = this.r.plan;
     if (this.retry.armed) {
@@ -116,13 +128,21 @@ export class ServerSink implements FrameSink {
       plan.drainSynthetic();
       return false;
     }
-    if (plan.syntheticDue) {
+    if (plan.syntheticDue || type === BE.ErrorResponse) {
+      // Errors are rare: always written on their own, so a renamed one (clientNamed) takes the original's place.
       this.scanner.flush();
       this.r.emit(f);
       plan.drainSynthetic();
       return false;
     }
     return true;
+  }
+
+  /** An error naming pgnear's shared statement names the client's instead (bind message supplies 2 parameters…). */
+  private clientNamed(f: Buffer, message: string | undefined): Buffer {
+    const m = message === undefined ? null : SHARED_NAME.exec(message);
+    const name = m ? this.messages.statements.nameOf(m[1]) : undefined;
+    return name === undefined ? f : replaceInError(f, `"${m![1]}"`, `"${name}"`);
   }
 
   /** Write what the retry held, and give up the retry. */

@@ -145,6 +145,12 @@ export class ClientStatements {
     this.byName?.delete(name);
   }
 
+  /** A name of the client's for the shared statement (a scan: for the rare error message that names it). */
+  nameOf(shared: string): string | undefined {
+    if (this.byName) for (const [name, st] of this.byName) if (st.shared === shared) return name;
+    return undefined;
+  }
+
   clear(): void {
     this.byName = null;
   }

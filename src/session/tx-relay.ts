@@ -37,13 +37,14 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
   private serverFull = false;
   private idleTimer: NodeJS.Timeout | null = null;
   /** The server side: its scanner, the replies' bookkeeping and the 25006 retry. */
-  private readonly sink = new ServerSink(this);
+  private readonly sink: ServerSink;
 
   constructor(
     private readonly client: net.Socket,
     private readonly deps: TxRelayDeps,
   ) {
     this.clientScanner = new FrameScanner(CLIENT_WATCH, deps.maxMessage, false, FRONTEND_TYPES);
+    this.sink = new ServerSink(this, deps.messages);
   }
 
   get server(): ServerConn {
@@ -259,11 +260,6 @@ export class TxRelay implements TxOutput, ServerReader, LeaseReceiver, FrameSink
       if (this.state !== 'closed') this.client.resume();
     }
     return conn;
-  }
-
-  /** ServerSide: the statement of the slot tagged `tag` has a stale plan. */
-  onStalePlan(tag: number): void {
-    this.deps.messages.stalePlan(tag);
   }
 
   /** ServerSide: a ReadyForQuery arrived; if it answers the last request, no implicit transaction is open. */

@@ -104,6 +104,19 @@ describe("pgnear's own statements in the extended protocol (pgjdbc and psycopg 3
   });
 });
 
+describe('errors about a prepared statement', () => {
+  it("name the client's statement, not pgnear's shared one, as Postgres would", async () => {
+    const c = await connect();
+    c.send(serialize.parse({ name: 'bw', text: 'select $1::int', types: [23] }), serialize.sync());
+    await c.untilReady();
+    c.send(serialize.bind({ statement: 'bw', values: ['1', '2'] }), serialize.execute({}), serialize.sync());
+    const msgs = await c.untilReady();
+    const e = msgs.find((m) => m.type === 'E')!;
+    expect(errorFields(e).C).toBe('08P01');
+    expect(errorFields(e).M).toBe('bind message supplies 2 parameters, but prepared statement "bw" requires 1');
+  });
+});
+
 describe('a read on a replica, then a write before Sync', () => {
   const read = (id: number) => [
     serialize.parse({ text: `select ${PORT}, ${id}` }),

@@ -20,6 +20,7 @@ import {
   RFQ_IDLE,
   RFQ_IN_TX,
   readyStatus,
+  replaceInError,
 } from '../../../src/protocol/backend.js';
 import { AUTH, BE } from '../../../src/protocol/codes.js';
 import { ProtocolError } from '../../../src/protocol/errors.js';
@@ -117,6 +118,28 @@ describe('ErrorResponse / NoticeResponse', () => {
     expect(() => decodeErrorFields(msg('E', 'SERROR\0'))).toThrow(ProtocolError);
     expect(() => decodeErrorFields(msg('E', 'SERR'))).toThrow(ProtocolError);
     expect(() => decodeErrorFields(msg('E', ''))).toThrow(ProtocolError);
+  });
+});
+
+describe('replaceInError', () => {
+  it('replaces in M and D only, keeps every other field and their order', () => {
+    const f = encodeError({
+      severity: 'ERROR',
+      code: '08P01',
+      message: 'statement "pgnear_x" requires 1',
+      detail: 'see "pgnear_x"',
+      hint: '"pgnear_x"',
+    });
+    const out = replaceInError(f, '"pgnear_x"', '"bw"');
+    expect([...decodeErrorFields(out)]).toEqual([
+      ['S', 'ERROR'],
+      ['V', 'ERROR'],
+      ['C', '08P01'],
+      ['M', 'statement "bw" requires 1'],
+      ['D', 'see "bw"'],
+      ['H', '"pgnear_x"'],
+    ]);
+    expect(out.readInt32BE(1)).toBe(out.length - 1);
   });
 });
 
