@@ -108,8 +108,8 @@ export class LocalStatements {
   }
 }
 
-/** pgnear's answer to an unnamed extended-protocol statement: a DEALLOCATE of the client's own, SHOW pgnear.*,
- * EXPLAIN ROUTE; null = the server's. */
+/** pgnear's answer to a statement Parsed in the extended protocol: a DEALLOCATE of the client's own statement,
+ * SHOW pgnear.*, EXPLAIN ROUTE; null = the server's. */
 export function localAnswer(
   sql: string,
   statements: ClientStatements,
