@@ -13,6 +13,13 @@ export function decodeQuery(frame: Buffer): string {
   return new Reader(frame, 5).cstr();
 }
 
+/** Index of the first byte of a Query's text that is not ASCII whitespace (for byte filters before decoding). */
+export function queryStart(frame: Buffer): number {
+  let i = 5;
+  while (i < frame.length && (frame[i] === 0x20 || (frame[i] >= 0x09 && frame[i] <= 0x0d))) i++;
+  return i;
+}
+
 export const TERMINATE: Buffer = Buffer.from([FE.Terminate, 0, 0, 0, 4]);
 export const SYNC: Buffer = Buffer.from([FE.Sync, 0, 0, 0, 4]);
 

@@ -1,14 +1,12 @@
 // Lexer for `DEALLOCATE [PREPARE] { name | ALL }`: which prepared statement a client's SQL drops, without parsing.
-import { skipTrivia } from './sql-fast-path.js';
+import { isIdent, isSpace, skipTrivia } from './sql-fast-path.js';
 
 /** What a DEALLOCATE drops: one statement by its (case-folded) name, or all of them. */
 export type DeallocateTarget = { readonly all: true } | { readonly all: false; readonly name: string };
 
 const ALL: DeallocateTarget = { all: true };
 
-const isSpaceOrSemi = (c: number) => c === 59 || c === 32 || (c >= 9 && c <= 13);
-const isIdentStart = (c: number) => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c >= 128;
-const isIdent = (c: number) => isIdentStart(c) || (c >= 48 && c <= 57) || c === 36;
+const isIdentStart = (c: number) => isIdent(c) && !(c >= 48 && c <= 57) && c !== 36; // not a digit or $
 
 /** Postgres folds unquoted identifiers to lower case in ASCII only. */
 function foldAscii(s: string): string {
@@ -60,6 +58,6 @@ export function deallocateTarget(sql: string): DeallocateTarget | null {
   }
   const end = skipTrivia(sql, word[0]);
   if (end < 0) return null;
-  for (let k = end; k < sql.length; k++) if (!isSpaceOrSemi(sql.charCodeAt(k))) return null;
+  for (let k = end; k < sql.length; k++) if (sql.charCodeAt(k) !== 59 && !isSpace(sql.charCodeAt(k))) return null;
   return !word[2] && word[1] === 'all' ? ALL : { all: false, name: word[1] };
 }

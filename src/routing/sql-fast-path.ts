@@ -18,8 +18,8 @@ for (const k of ['select', 'insert', 'update', 'delete', 'with', 'values', 'tabl
  */
 const RISKY = /set_config|advisory_|\btemp|pg_temp|u&/i;
 
-const isSpace = (c: number) => c === 32 || (c >= 9 && c <= 13);
-const isIdent = (c: number) =>
+export const isSpace = (c: number) => c === 32 || (c >= 9 && c <= 13);
+export const isIdent = (c: number) =>
   (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 95 || c === 36 || c >= 128;
 
 /** Index of the first token after whitespace and comments (nested block comments); -1 if a comment is unterminated. */

@@ -3,6 +3,7 @@
 import { encodeCommandComplete, encodeReady } from '../protocol/backend.js';
 import type { TxStatus } from '../protocol/codes.js';
 import { NO_DATA } from '../protocol/extended.js';
+import { queryStart } from '../protocol/frontend.js';
 import { type DeallocateTarget, deallocateTarget } from '../routing/deallocate.js';
 import type { LocalAnswer } from './local-statements.js';
 import { type ResponsePlan, Slot } from './response-plan.js';
@@ -24,9 +25,7 @@ export function ownDeallocate(sql: string, statements: ClientStatements, pinned:
 
 /** Cheap test on a Query frame's bytes before decoding its text: can it be a DEALLOCATE (or start with a comment)? */
 export function mayBeDeallocate(query: Buffer): boolean {
-  let i = 5;
-  while (i < query.length && (query[i] === 32 || (query[i] >= 9 && query[i] <= 13))) i++;
-  const c = query[i];
+  const c = query[queryStart(query)];
   return c === 0x64 || c === 0x44 || c === 0x2d || c === 0x2f; // d D - /
 }
 

@@ -3,7 +3,7 @@
 import { encodeCommandComplete, encodeError, encodeTextResult } from '../protocol/backend.js';
 import { BE, FE, type TxStatus } from '../protocol/codes.js';
 import { bindStatement, decodeParse } from '../protocol/extended.js';
-import { decodeQuery, REQUEST_END } from '../protocol/frontend.js';
+import { decodeQuery, queryStart, REQUEST_END } from '../protocol/frontend.js';
 import { parseHints } from '../routing/hints.js';
 import { formatLsn, maxLsn, parseLsn, replayTarget } from '../util/lsn.js';
 import type { Consistency, Decision, RouteInput, RouteNodes } from '../routing/router.js';
@@ -32,8 +32,7 @@ const PGNEAR_UPPER = Buffer.from('PGNEAR');
  * on every call.
  */
 function mayBeOwn(frame: Buffer): boolean {
-  let i = 5;
-  while (i < frame.length && (frame[i] === 0x20 || (frame[i] >= 0x09 && frame[i] <= 0x0d))) i++;
+  const i = queryStart(frame);
   const c = frame[i] | 0x20;
   if (c === 0x65) return true;
   if (c !== 0x73 && c !== 0x72) return frame[i] >= 0x80; // non-ASCII (e.g. a Unicode space): let the regexes decide

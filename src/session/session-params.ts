@@ -87,8 +87,10 @@ function defaultsOf(startup: Map<string, string>): ReadonlyMap<string, string> {
 }
 
 const DATE_STYLES = new Set(['iso', 'sql', 'postgres', 'german']);
-const DATE_ORDERS: Record<string, string> = { dmy: 'DMY', mdy: 'MDY', ymd: 'YMD', euro: 'DMY', european: 'DMY' };
-Object.assign(DATE_ORDERS, { us: 'MDY', noneuro: 'MDY', noneuropean: 'MDY' });
+// prettier-ignore
+const DATE_ORDERS: Record<string, string> = {
+  dmy: 'DMY', euro: 'DMY', european: 'DMY', mdy: 'MDY', us: 'MDY', noneuro: 'MDY', noneuropean: 'MDY', ymd: 'YMD',
+};
 
 /** DateStyle `over` set after `base`: each part (output style, field order) it leaves out stays as it was. */
 export function mergeDateStyle(base: string, over: string): string {
